@@ -1,0 +1,2 @@
+"""Benchmarks: DAVIS/YouTube-VOS scoring runs and speed measurement."""
+

@@ -1,0 +1,2 @@
+"""Datasets: DAVIS, YouTube-VOS and SynthVOS, plus sampling and augmentation."""
+

@@ -1,0 +1,2 @@
+"""Streaming inference: the frame-at-a-time tracker."""
+

@@ -1,0 +1,2 @@
+"""Reading and writing videos, frame folders, masks and overlays."""
+

@@ -1,0 +1,2 @@
+"""Network: backbones, the generative appearance module and the A-GAME heads."""
+

@@ -1,0 +1,2 @@
+"""Training: configs, the recurrent training loop and checkpoints."""
+
