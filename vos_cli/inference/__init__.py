@@ -1,2 +1,1 @@
 """Streaming inference: the frame-at-a-time tracker."""
-

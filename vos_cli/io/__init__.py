@@ -1,2 +1,9 @@
-"""Reading and writing videos, frame folders, masks and overlays."""
+"""Reading and writing videos, frame folders, masks and overlays.
 
+* :mod:`vos_cli.io.video`: streamed frame sources (``open_frames``) and ``Prefetcher``.
+* :mod:`vos_cli.io.masks`: DAVIS palette, ``read_mask`` / ``write_mask``, ``MaskWriter``.
+* :mod:`vos_cli.io.overlay`: ``OverlayWriter`` (H.264 video with coloured masks).
+* :mod:`vos_cli.io.paths`: output checks (``prepare_output_dir`` / ``prepare_output_file``).
+
+Submodules are not imported here, so importing one does not start the others' imports.
+"""

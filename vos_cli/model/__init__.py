@@ -1,2 +1,1 @@
 """Network: backbones, the generative appearance module and the A-GAME heads."""
-

@@ -1,2 +1,1 @@
 """Training: configs, the recurrent training loop and checkpoints."""
-

@@ -1,0 +1,73 @@
+"""Shared fixtures: a tiny randomly initialised model and a small real video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+
+from vos_cli.model.config import ModelConfig
+from vos_cli.model.factory import build_model, save_weights
+
+torch.set_num_threads(2)
+
+TINY = dict(appearance_dim=8, propagation_dim=8, fusion_dim=8, encoding_dim=8, upsample_dim=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lite0 A-GAME with random backbone and heads, saved whole (no ImageNet weights needed)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(**TINY), backbone_weights=None)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    save_weights(model, path, include_backbone=True, meta={"note": "random test model"})
+    return path
+
+
+def moving_shapes_frames(count: int, height: int = 64, width: int = 96) -> list[np.ndarray]:
+    """Frames with a red square moving right and a green disc moving down, on grey."""
+    frames = []
+    yy, xx = np.mgrid[:height, :width]
+    for t in range(count):
+        frame = np.full((height, width, 3), 90, dtype=np.uint8)
+        x0 = 10 + 3 * t
+        frame[20:40, x0 : x0 + 20] = (220, 30, 30)
+        cy = 15 + 2 * t
+        frame[(yy - cy) ** 2 + (xx - 70) ** 2 <= 64] = (30, 200, 40)
+        frames.append(frame)
+    return frames
+
+
+def first_mask(height: int = 64, width: int = 96) -> np.ndarray:
+    """Ids 1 (square) and 4 (disc) for frame 0 of :func:`moving_shapes_frames` (a gap in ids)."""
+    yy, xx = np.mgrid[:height, :width]
+    mask = np.zeros((height, width), dtype=np.uint8)
+    mask[20:40, 10:30] = 1
+    mask[(yy - 15) ** 2 + (xx - 70) ** 2 <= 64] = 4
+    return mask
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    height, width = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(
+        str(path),
+        (width, height),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=1,
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+    return path
+
+
+@pytest.fixture()
+def shapes_video(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "shapes.mp4", moving_shapes_frames(12))

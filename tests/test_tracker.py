@@ -1,0 +1,101 @@
+"""The streaming tracker: ids, sizes, later objects, memory independent of length."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import first_mask, moving_shapes_frames
+from vos_cli.errors import VosError
+from vos_cli.inference.tracker import Tracker, working_size
+from vos_cli.model.factory import load_model
+
+
+@pytest.fixture()
+def model(tiny_model_path):
+    m, _ = load_model(tiny_model_path)
+    return m
+
+
+def test_first_frame_returns_given_mask_and_ids_are_kept(model):
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    frames = moving_shapes_frames(4)
+    tracker.add_mask(0, first_mask())
+    out0 = tracker.step(frames[0])
+    np.testing.assert_array_equal(out0, first_mask())
+    assert tracker.object_ids == [1, 4]
+    for frame in frames[1:]:
+        out = tracker.step(frame)
+        assert out.shape == (64, 96) and out.dtype == np.uint8
+        assert set(np.unique(out).tolist()) <= {0, 1, 4}
+
+
+def test_odd_sizes_and_lower_working_resolution(model):
+    frame = np.random.default_rng(0).integers(0, 255, (37, 51, 3), dtype=np.uint8)
+    mask = np.zeros((37, 51), np.uint8)
+    mask[5:20, 5:25] = 2
+    for size in (None, 24):
+        tracker = Tracker(model, device="cpu", precision="fp32", size=size)
+        tracker.add_mask(0, mask)
+        assert tracker.step(frame).shape == (37, 51)
+        assert tracker.step(frame).shape == (37, 51)
+    assert working_size(480, 854, 240) == (240, 427)
+    assert working_size(100, 100, 240) == (100, 100)
+
+
+def test_object_first_given_at_a_later_frame(model):
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    frames = moving_shapes_frames(5)
+    square_only = np.where(first_mask() == 1, 1, 0).astype(np.uint8)
+    tracker.add_mask(0, square_only)
+    later = np.zeros((64, 96), np.uint8)
+    later[30:50, 60:80] = 7
+    tracker.add_mask(2, later)
+    assert set(np.unique(tracker.step(frames[0]))) <= {0, 1}
+    tracker.step(frames[1])
+    assert tracker.object_ids == [1]
+    out2 = tracker.step(frames[2])
+    assert tracker.object_ids == [1, 7]
+    assert (out2[30:50, 60:80] == 7).all()  # the given mask wins where it names an object
+    assert tracker.step(frames[3]).shape == (64, 96)
+
+
+def test_bf16_and_fp32_agree_roughly(model):
+    frames = moving_shapes_frames(3)
+    outs = []
+    for precision in ("fp32", "bf16"):
+        tracker = Tracker(model, device="cpu", precision=precision)
+        tracker.add_mask(0, first_mask())
+        outs.append([tracker.step(f) for f in frames][-1])
+    assert (outs[0] == outs[1]).mean() > 0.9
+
+
+def test_bad_inputs(model):
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    with pytest.raises(VosError, match="no object"):
+        tracker.add_mask(0, np.zeros((64, 96), np.uint8))
+    tracker.add_mask(0, first_mask(32, 32))
+    with pytest.raises(VosError, match="video is"):
+        tracker.step(moving_shapes_frames(1)[0])
+    if not torch.cuda.is_available():
+        with pytest.raises(VosError, match="CUDA"):
+            Tracker(model, device="cuda")
+
+
+def test_state_does_not_grow_with_video_length(model):
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    frames = moving_shapes_frames(3)
+    tracker.add_mask(0, first_mask())
+
+    def state_bytes() -> int:
+        s = tracker.state
+        tensors = [s.mixture.mean, s.mixture.var, s.first_encoding, s.first_mask, s.prev_mask]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    tracker.step(frames[0])
+    size_after_one = state_bytes()
+    for i in range(30):
+        tracker.step(frames[i % 3])
+    assert state_bytes() == size_after_one
+    assert not tracker.pending

@@ -1,0 +1,244 @@
+"""The ``vos`` command line: parses options, calls library functions, reports.
+
+Every command turns a :class:`~vos_cli.errors.VosError` into a one-line ``error:`` message and exit
+code 2, and Ctrl-C into exit code 130 after the work function has closed its outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from vos_cli.errors import VosError
+
+app = typer.Typer(
+    name="vos",
+    help="Cut objects out of videos: A-GAME video object segmentation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+weights_app = typer.Typer(help="Inspect and convert weights files.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", help="Weights file (default: the model shipped with vos)."),
+]
+SizeOpt = Annotated[
+    int | None,
+    typer.Option("--size", help="Run the network with the short side at this many pixels."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def handles_errors(func: F) -> F:
+    """Clean one-line errors instead of tracebacks for anything the user can cause."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VosError as exc:
+            fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+        except MemoryError:
+            fail("out of memory; try --size to run the network at a lower resolution")
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@handles_errors
+def segment(
+    source: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    mask: Annotated[
+        list[str],
+        typer.Option(
+            "--mask",
+            help="Mask of the objects: PATH for frame 0, or N:PATH for frame N (repeatable).",
+        ),
+    ] = None,  # type: ignore[assignment]
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for per-frame palette PNGs.")
+    ] = None,
+    overlay: Annotated[
+        Path | None, typer.Option("--overlay", help="Write an overlay video (.mp4, H.264).")
+    ] = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    size: SizeOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Follow the objects of a first-frame mask through a video."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from vos_cli.segment import SegmentRequest, parse_mask_option, segment_video
+
+    request = SegmentRequest(
+        source=source,
+        masks=[parse_mask_option(m) for m in (mask or [])],
+        out_dir=out,
+        overlay=overlay,
+        weights=weights,
+        device=device,
+        precision=precision,
+        size=size,
+        force=force,
+    )
+    columns = (
+        TextColumn("[bold]segment"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("segment", total=None, rate="")
+        import time
+
+        start = time.perf_counter()
+
+        def on_progress(done: int, total: int | None) -> None:
+            elapsed = time.perf_counter() - start
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:.1f} frames/s")
+
+        summary = segment_video(
+            request, notify=lambda m: err_console.print(f"note: {m}"), progress=on_progress
+        )
+    for warning in summary.warnings:
+        err_console.print(f"warning: {warning}")
+    where = " and ".join(str(p) for p in (summary.out_dir, summary.overlay) if p is not None)
+    ids = ",".join(str(i) for i in summary.objects)
+    status = "interrupted after" if summary.interrupted else "segmented"
+    out_console.print(
+        f"{status} {summary.frames} frames, {len(summary.objects)} object(s) [{ids}], "
+        f"{summary.fps:.1f} frames/s -> {where}"
+    )
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+@app.command()
+@handles_errors
+def train(
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", help="Config file (.toml) or shipped name: smoke, lite0-cpu, paper-r101."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run folder (default runs/<name>).")
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            help="Continue from a checkpoint; 'last' (or no value given as '') = the run's last.pt.",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Override a config key: --set optim.lr=3e-4")
+    ] = None,  # type: ignore[assignment]
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Draw loss and J&F curves of a log.jsonl to PNG.")
+    ] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train A-GAME end to end (recurrent unrolling over snippets)."""
+    if plot is not None:
+        from vos_cli.train.plot import plot_log
+
+        png = plot_log(plot)
+        out_console.print(f"wrote {png}")
+        return
+    if config is None:
+        raise VosError("--config is required (a .toml file, or smoke / lite0-cpu / paper-r101)")
+    from vos_cli.train.config import load_config
+    from vos_cli.train.loop import Trainer
+
+    experiment = load_config(config, set_ or [])
+    run_dir = out or Path("runs") / experiment.name
+    resume_path: Path | None = None
+    if resume is not None:
+        resume_path = (
+            run_dir / "checkpoints" / "last.pt" if resume in ("", "last") else Path(resume)
+        )
+    elif (run_dir / "checkpoints" / "last.pt").exists():
+        raise VosError(
+            f"{run_dir} already holds a run; continue it with --resume, or choose another --out"
+        )
+    trainer = Trainer(
+        experiment, run_dir, resume=resume_path, log=out_console.print, progress=progress
+    )
+    result = trainer.run()
+    best = "" if result.best_metric is None else f", best validation J&F {result.best_metric:.4f}"
+    state = "interrupted (checkpoint saved)" if result.interrupted else "finished"
+    out_console.print(
+        f"training {state}: {result.steps} steps, {result.epochs} epochs{best} -> {run_dir}"
+    )
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
+@weights_app.command("info")
+@handles_errors
+def weights_info(path: Annotated[Path, typer.Argument(help="Weights file.")]) -> None:
+    """Print what a weights file holds."""
+    from vos_cli.model.weights_info import describe_weights
+
+    for line in describe_weights(path):
+        out_console.print(line)
+
+
+@weights_app.command("convert")
+@handles_errors
+def weights_convert(
+    source: Annotated[Path, typer.Argument(help="Authors' checkpoint or a vos file.")],
+    target: Annotated[Path, typer.Argument(help="Output vos weights file.")],
+    force: ForceOpt = False,
+) -> None:
+    """Convert a checkpoint (e.g. the authors' A-GAME release) into vos's own format."""
+    from vos_cli.model.weights_info import convert_weights
+
+    convert_weights(source, target, force=force)
+    out_console.print(f"wrote {target}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

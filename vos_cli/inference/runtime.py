@@ -1,0 +1,63 @@
+"""Choosing the device and numeric precision, and the thread settings that suit small CPUs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from vos_cli.errors import VosError
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when a GPU is visible; asking for CUDA without one is a user error."""
+    if name not in DEVICES:
+        raise VosError(f"unknown device {name!r} (choose one of {', '.join(DEVICES)})")
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise VosError("--device cuda was asked for, but no CUDA GPU is available")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def cpu_supports_bf16() -> bool:
+    """True where bf16 matmuls run natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # older torch
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    """The autocast dtype (float32 means no autocast).
+
+    auto: bf16 on a CPU with native bf16, bf16 on CUDA GPUs that support it (else fp16), fp32
+    otherwise.
+    """
+    if name not in PRECISIONS:
+        raise VosError(f"unknown precision {name!r} (choose one of {', '.join(PRECISIONS)})")
+    if name == "fp32":
+        return torch.float32
+    if name == "bf16":
+        return torch.bfloat16
+    if name == "fp16":
+        if device.type == "cpu":
+            raise VosError("fp16 is only supported on CUDA; use bf16 or fp32 on the CPU")
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """Autocast to ``dtype`` on ``device``; a no-op for float32."""
+    if dtype == torch.float32:
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=dtype):
+        yield

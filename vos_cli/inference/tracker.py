@@ -1,0 +1,187 @@
+"""A stateful, streaming multi-object tracker: masks in, one frame at a time, label maps out.
+
+Memory is independent of video length: the only things kept between frames are each object's
+A-GAME state (its mixture, first-frame encoding and masks at stride 16). The backbone runs once
+per frame and all objects go through the heads as one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vos_cli.errors import VosError
+from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision
+from vos_cli.model.agame import STRIDE, AGame, ObjectState, pool_to_stride16, two_channel
+from vos_cli.model.aggregation import aggregate
+
+IGNORE = 255
+
+
+def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
+    """The network's input size: the short side scaled to ``size`` (never up), aspect kept."""
+    if size is None or min(height, width) <= size:
+        return height, width
+    scale = size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def pad_amounts(height: int, width: int) -> tuple[int, int]:
+    return (-height) % STRIDE, (-width) % STRIDE
+
+
+class Tracker:
+    """Follows every object given by ``add_mask`` through the frames passed to ``step``.
+
+    Object ids are the user's (gaps allowed, 255 ignored). A mask given at a later frame starts
+    the objects it introduces there; where it names pixels, it overrides the prediction.
+    """
+
+    def __init__(
+        self,
+        model: AGame,
+        device: str = "auto",
+        precision: str = "auto",
+        size: int | None = None,
+    ):
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu" or self.dtype != torch.float32:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.size = size
+        self.frame_index = 0
+        self.object_ids: list[int] = []
+        self.state: ObjectState | None = None
+        self.pending: dict[int, np.ndarray] = {}
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.object_ids)
+
+    def add_mask(self, frame_index: int, label_map: np.ndarray) -> None:
+        """Register a label map (H, W) of object ids for a frame not yet processed."""
+        if frame_index < self.frame_index:
+            raise VosError(f"mask for frame {frame_index} comes after that frame was processed")
+        if label_map.ndim != 2:
+            raise VosError("a mask must be a 2-D map of object ids")
+        ids = set(np.unique(label_map).tolist()) - {0, IGNORE}
+        if not ids:
+            raise VosError(f"the mask for frame {frame_index} contains no object")
+        self.pending[frame_index] = label_map.astype(np.uint8, copy=False)
+
+    # ------------------------------------------------------------------------------------------
+    def _to_input(self, frame: np.ndarray) -> tuple[Tensor, tuple[int, int]]:
+        height, width = frame.shape[:2]
+        image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+        image = image.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        work_h, work_w = working_size(height, width, self.size)
+        if (work_h, work_w) != (height, width):
+            image = F.interpolate(image, size=(work_h, work_w), mode="bilinear", antialias=True)
+        pad_h, pad_w = pad_amounts(work_h, work_w)
+        if pad_h or pad_w:
+            image = _reflect_pad(image, pad_h, pad_w)
+        return image.contiguous(memory_format=torch.channels_last), (work_h, work_w)
+
+    def _mask_to_work(self, label_map: np.ndarray, work: tuple[int, int], padded: tuple[int, int]):
+        labels = torch.from_numpy(label_map).to(self.device)[None, None].float()
+        if labels.shape[-2:] != work:
+            labels = F.interpolate(labels, size=work, mode="nearest")
+        pad_h, pad_w = padded[0] - work[0], padded[1] - work[1]
+        if pad_h or pad_w:
+            labels = _reflect_pad(labels, pad_h, pad_w)
+        return labels[0, 0].round().to(torch.int64)
+
+    @torch.inference_mode()
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        """Segment the next frame (H, W, 3 uint8 RGB); returns an (H, W) uint8 map of user ids."""
+        if frame.ndim != 3 or frame.shape[2] != 3:
+            raise VosError("frames must be H x W x 3 RGB images")
+        height, width = frame.shape[:2]
+        image, work = self._to_input(frame)
+        padded = image.shape[-2:]
+        owner_existing = torch.zeros(self.num_objects, dtype=torch.long, device=self.device)
+        with autocast(self.device, self.dtype):
+            encoding = self.model.encode_frame(image)
+            if self.state is not None:
+                prediction = self.model.predict(encoding, self.state, owner_existing)
+                if self.model.config.test_recurrence == "coarse":
+                    coarse = torch.softmax(prediction.coarse_logits, dim=1)
+                else:
+                    coarse = None
+                object_probs = torch.softmax(prediction.fine_logits, dim=1)[:, 1]
+                probs = aggregate(object_probs)  # (O + 1, Hp, Wp)
+            else:
+                coarse = None
+                probs = torch.ones((1, *padded), device=self.device)
+
+            given = self.pending.pop(self.frame_index, None)
+            new_ids: list[int] = []
+            if given is not None:
+                if given.shape != (height, width):
+                    raise VosError(
+                        f"mask for frame {self.frame_index} is {given.shape[1]}x{given.shape[0]}, "
+                        f"the video is {width}x{height}"
+                    )
+                labels = self._mask_to_work(given, work, padded)
+                present = sorted(set(torch.unique(labels).tolist()) - {0, IGNORE})
+                new_ids = [i for i in present if i not in self.object_ids]
+                all_ids = self.object_ids + new_ids
+                if new_ids:
+                    probs = torch.cat([probs, probs.new_zeros((len(new_ids), *padded))])
+                probs = _override(probs, labels, all_ids, first=self.state is None)
+
+            if self.state is not None:
+                if coarse is not None:
+                    feedback = coarse
+                else:
+                    feedback = pool_to_stride16(two_channel(probs[1 : self.num_objects + 1, None]))
+                self.state = self.model.update(encoding, self.state, owner_existing, feedback)
+            if new_ids:
+                start = self.num_objects + 1
+                new_probs = probs[start : start + len(new_ids), None]
+                owner_new = torch.zeros(len(new_ids), dtype=torch.long, device=self.device)
+                new_state = self.model.init_objects(encoding, owner_new, two_channel(new_probs))
+                self.state = (
+                    new_state if self.state is None else ObjectState.cat([self.state, new_state])
+                )
+                self.object_ids.extend(new_ids)
+
+        self.frame_index += 1
+        if self.state is None:
+            return np.zeros((height, width), dtype=np.uint8)
+        return self._to_label_map(probs, work, (height, width))
+
+    def _to_label_map(
+        self, probs: Tensor, work: tuple[int, int], out_size: tuple[int, int]
+    ) -> np.ndarray:
+        probs = probs[:, : work[0], : work[1]].float()
+        if work != out_size:
+            probs = F.interpolate(probs[None], size=out_size, mode="bilinear", align_corners=False)[
+                0
+            ]
+        index = probs.argmax(dim=0)
+        lut = torch.tensor([0, *self.object_ids], dtype=torch.uint8, device=index.device)
+        return lut[index].cpu().numpy()
+
+
+def _reflect_pad(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
+    """Reflect padding at the bottom/right (replicate where the image is too small to reflect)."""
+    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def _override(probs: Tensor, labels: Tensor, ids: list[int], first: bool) -> Tensor:
+    """Make the given mask certain where it names an object (everywhere, on the first frame)."""
+    onehot = torch.zeros_like(probs)
+    named = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for channel, object_id in enumerate(ids, start=1):
+        hit = labels == object_id
+        onehot[channel][hit] = 1.0
+        named |= hit
+    if first:
+        onehot[0][~named] = 1.0
+        return onehot
+    return torch.where(named[None], onehot, probs)

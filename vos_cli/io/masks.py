@@ -1,0 +1,264 @@
+"""Object-id masks: reading user masks, writing DAVIS palette PNGs, resizing.
+
+A mask (label map) is an HxW ``uint8`` array of object ids: 0 is background, 1..254 are
+objects, 255 is "void / ignore" as in DAVIS. Output masks are palette PNGs with the DAVIS
+palette, so they open in the usual VOS tools and evaluation scripts unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vos_cli.errors import VosError
+
+__all__ = [
+    "DAVIS_PALETTE",
+    "VOID_ID",
+    "MaskWriter",
+    "mask_filename",
+    "object_ids",
+    "read_mask",
+    "resize_nearest",
+    "write_mask",
+]
+
+#: Label of "void / don't care" pixels (DAVIS, PASCAL VOC); never an object.
+VOID_ID = 255
+
+
+def _voc_palette() -> np.ndarray:
+    """The PASCAL VOC / DAVIS palette: bits of the index interleaved into R, G, B (MSB first)."""
+    idx = np.arange(256)
+    pal = np.zeros((256, 3), dtype=np.int64)
+    for bit in range(8):
+        for channel in range(3):
+            pal[:, channel] |= ((idx >> (3 * bit + channel)) & 1) << (7 - bit)
+    return pal.astype(np.uint8)
+
+
+#: The standard DAVIS palette, (256, 3) uint8: 0 black, 1 (128,0,0), 2 (0,128,0), ...
+DAVIS_PALETTE: np.ndarray = _voc_palette()
+DAVIS_PALETTE.setflags(write=False)
+
+
+def object_ids(label_map: np.ndarray) -> list[int]:
+    """Sorted object ids present in a label map (background 0 and void 255 excluded)."""
+    ids = np.unique(label_map)
+    return [int(i) for i in ids if i != 0 and i != VOID_ID]
+
+
+def read_mask(path: str | Path, *, require_object: bool = False) -> np.ndarray:
+    """Read a mask image as an HxW ``uint8`` map of object ids.
+
+    * Palette (``P`` mode) PNGs keep their indices as ids: gaps are allowed and 255 stays
+      255 (void), as in DAVIS / YouTube-VOS annotations.
+    * Any other image (grayscale, binary, RGB, 16-bit) is a single-object mask: any
+      non-zero pixel is object 1. With an alpha channel, fully transparent pixels are
+      background. JPEG masks are thresholded at 128 instead, because compression noise
+      makes the background around edges slightly non-zero.
+
+    Args:
+        require_object: raise if the mask contains no object (only 0 / 255), which is
+            what a first-frame mask for tracking needs.
+
+    Raises:
+        VosError: missing file, not an image, or (with ``require_object``) no object.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise VosError(f"Mask not found: {path}")
+    if not path.is_file():
+        raise VosError(f"Mask is not a file: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            labels = _labels_from_image(img)
+    except UnidentifiedImageError:
+        raise VosError(f"Mask is not an image: {path}") from None
+    except OSError as err:
+        raise VosError(f"Cannot read mask {path}: {err}") from None
+    if require_object and not object_ids(labels):
+        raise VosError(f"Mask {path} contains no object (every pixel is background 0 or void 255)")
+    return labels
+
+
+def _labels_from_image(img: Image.Image) -> np.ndarray:
+    if img.mode == "P":
+        return np.array(img, dtype=np.uint8)  # indices = ids
+    if img.mode == "PA":
+        arr = np.array(img)  # (H, W, 2): index, alpha
+        return np.where(arr[..., 1] > 0, arr[..., 0], 0).astype(np.uint8)
+    threshold = 128 if img.format == "JPEG" else 1
+    if img.mode in ("RGBA", "LA", "La", "RGBa") or "transparency" in img.info:
+        rgba = np.asarray(img.convert("RGBA"))
+        fg = (rgba[..., :3].max(axis=-1) >= threshold) & (rgba[..., 3] > 0)
+    elif img.mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
+        fg = np.asarray(img) >= threshold
+    else:  # RGB, CMYK, YCbCr, ...; not via "L", which rounds dark colours to 0
+        fg = np.asarray(img.convert("RGB")).max(axis=-1) >= threshold
+    return fg.astype(np.uint8)
+
+
+def _as_label_map(label_map: np.ndarray) -> np.ndarray:
+    arr = np.asarray(label_map)
+    if arr.ndim != 2:
+        raise ValueError(f"label map must be 2-D (H, W), got shape {arr.shape}")
+    if arr.dtype != np.uint8:
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise ValueError("label map values must be in 0..255")
+        arr = arr.astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def write_mask(path: str | Path, label_map: np.ndarray) -> None:
+    """Write a label map as a DAVIS-palette PNG, atomically.
+
+    The image goes to a hidden temp file in the same folder, then ``os.replace`` moves it
+    into place, so a crash or Ctrl-C never leaves a half-written PNG under the final name
+    (no fsync: this guards against our process dying, not against power loss).
+
+    Raises:
+        VosError: the file cannot be written (permissions, disk full, ...).
+        ValueError: ``label_map`` is not a 2-D array of values in 0..255.
+    """
+    path = Path(path)
+    arr = _as_label_map(label_map)
+    img = Image.frombytes("P", (arr.shape[1], arr.shape[0]), arr.tobytes())
+    img.putpalette(DAVIS_PALETTE.tobytes())
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format="PNG")
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise VosError(f"Cannot write mask {path}: {err.strerror or err}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def resize_nearest(label_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize a label map to ``size = (W, H)`` with nearest-neighbour sampling.
+
+    Ids must never be interpolated (a blend of ids 1 and 3 is not object 2). Sampling
+    is pixel-centre aligned, like PIL's NEAREST and torch's ``nearest-exact``.
+    """
+    width, height = (int(v) for v in size)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"size must be positive (W, H), got {size}")
+    arr = np.asarray(label_map)
+    if arr.ndim < 2:
+        raise ValueError(f"label map must be at least 2-D, got shape {arr.shape}")
+    in_h, in_w = arr.shape[:2]
+    if (in_w, in_h) == (width, height):
+        return arr.copy()
+    rows = np.minimum(((np.arange(height) + 0.5) * in_h / height).astype(np.intp), in_h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * in_w / width).astype(np.intp), in_w - 1)
+    return arr[rows[:, None], cols[None, :]]
+
+
+def mask_filename(index: int) -> str:
+    """``00042.png``: the DAVIS naming, 5 digits (more only past 99999 frames)."""
+    return f"{index:05d}.png"
+
+
+_STOP = object()
+
+
+class MaskWriter:
+    """Writes ``00000.png, 00001.png, ...`` into a folder from a background thread.
+
+    PNG encoding then overlaps with the network instead of adding to it. The queue is
+    bounded (``maxsize``), so a slow disk slows the producer down instead of filling
+    memory. A failure in the worker is re-raised by the next :meth:`write` or by
+    :meth:`close`. Leaving a ``with`` block flushes what was queued, also on an
+    exception or Ctrl-C, so every mask handed over is on disk (each PNG is atomic).
+    """
+
+    _POLL_S = 0.1
+
+    def __init__(self, folder: str | Path, maxsize: int = 8) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise VosError(f"Cannot create folder {self.folder}: {err.strerror or err}") from None
+        self.written = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="mask-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            if self._error is not None:
+                continue  # keep draining so the producer never blocks on a dead worker
+            index, label_map = item
+            try:
+                write_mask(self.folder / mask_filename(index), label_map)
+                self.written += 1
+            except BaseException as err:  # re-raised in the caller's thread
+                self._error = err
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def write(self, index: int, label_map: np.ndarray) -> None:
+        """Queue mask ``index``; blocks while the queue is full. The array is copied."""
+        if self._closed:
+            raise ValueError("MaskWriter is closed")
+        if index < 0:
+            raise ValueError(f"frame index must be >= 0, got {index}")
+        self._raise_error()
+        item = (int(index), _as_label_map(label_map).copy())
+        while True:
+            try:
+                self._queue.put(item, timeout=self._POLL_S)
+                return
+            except queue.Full:
+                self._raise_error()
+                if not self._thread.is_alive():  # pragma: no cover - worker never exits early
+                    raise RuntimeError("mask writer thread died") from None
+
+    def close(self) -> None:
+        """Flush queued masks, stop the worker and re-raise its error, if any."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._thread.join()
+        self._raise_error()
+
+    def __enter__(self) -> MaskWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        # flush, but never hide the exception that is already propagating
+        with contextlib.suppress(Exception):
+            self.close()

@@ -1,0 +1,82 @@
+"""Model configuration: every choice that changes the network's shape or behaviour.
+
+It is stored inside every checkpoint, so a weights file always rebuilds the network that made it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from vos_cli.errors import VosError
+
+
+@dataclass
+class ModelConfig:
+    """Shape and behaviour of an A-GAME network.
+
+    The paper's configuration (``paper_r101``) uses 512-wide heads on ResNet-101; ``lite0`` scales
+    the widths down to the 320-channel EfficientNet-Lite0 features so the heads cost about as much as
+    the backbone on a CPU.
+    """
+
+    backbone: str = "lite0"
+    backbone_train_from: str | None = None
+    appearance_dim: int = 128
+    propagation_dim: int = 128
+    fusion_dim: int = 128
+    encoding_dim: int = 64
+    upsample_dim: int = 64
+    coarse_kernel: int = 1
+    num_components: int = 4
+    update_rate: float = 0.1
+    cov_reg_init: float = -2.0
+    use_appearance: bool = True
+    use_propagation: bool = True
+    appearance_softmax: bool = False
+    detach_appearance: bool = False
+    update_appearance: bool = True
+    test_recurrence: str = "aggregated_fine"
+
+    def __post_init__(self) -> None:
+        if self.backbone not in ("lite0", "resnet101"):
+            raise VosError(f"unknown backbone {self.backbone!r} (choose lite0 or resnet101)")
+        if self.num_components not in (2, 4):
+            raise VosError(
+                "num_components must be 2 (unimodal) or 4 (with hard-example components)"
+            )
+        if not (self.use_appearance or self.use_propagation):
+            raise VosError("at least one of use_appearance and use_propagation must be on")
+        if self.test_recurrence not in ("aggregated_fine", "coarse"):
+            raise VosError("test_recurrence must be 'aggregated_fine' or 'coarse'")
+
+    @classmethod
+    def paper_r101(cls, **overrides: Any) -> ModelConfig:
+        """The authors' network: ResNet-101, 512-wide heads, layer4 trained."""
+        base = dict(
+            backbone="resnet101",
+            backbone_train_from="layer4",
+            appearance_dim=512,
+            propagation_dim=512,
+            fusion_dim=512,
+            encoding_dim=128,
+            upsample_dim=128,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def lite0(cls, **overrides: Any) -> ModelConfig:
+        """The CPU-friendly default: EfficientNet-Lite0, 128/64-wide heads."""
+        return cls(**overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise VosError(f"unknown model config key(s): {', '.join(unknown)}")
+        return cls(**data)

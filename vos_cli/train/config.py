@@ -1,0 +1,197 @@
+"""Training configuration: TOML files parsed into typed dataclasses.
+
+Unknown keys and wrong types are errors that name the key, so a typo never silently falls back to
+a default. Configs shipped with the package (``paper-r101``, ``lite0-cpu``, ``smoke``) are found
+by name; anything else is a path.
+"""
+
+from __future__ import annotations
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from vos_cli.errors import VosError
+from vos_cli.model.config import ModelConfig
+
+SOURCE_KINDS = ("davis16", "davis17", "ytvos", "synth-coco", "synth-salient", "generated")
+
+
+@dataclass
+class SourceConfig:
+    """One training data set and its share of the samples."""
+
+    kind: str
+    root: str = ""
+    split: str = "train"
+    weight: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    size: list[int] = field(default_factory=lambda: [240, 432])
+    num_frames: int = 8
+    batch_size: int = 4
+    workers: int = 1
+    samples_per_epoch: int = 1000
+    mode: str = "single"
+    max_objects: int = 3
+    augment: bool = True
+    sources: list[SourceConfig] = field(default_factory=list)
+
+
+@dataclass
+class ValConfig:
+    kind: str = "none"
+    root: str = ""
+    split: str = "dev"
+    size: int = 240
+    every_epochs: int = 1
+    max_frames: int = 0
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    lr_decay: float = 0.975
+    epochs: int = 160
+    clip_grad_norm: float = 10.0
+    coarse_loss_weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+    threads: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 200
+    patience: int = 0
+    max_steps: int = 0
+    init_weights: str = ""
+    backbone_weights: str = "imagenet"
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    val: ValConfig = field(default_factory=ValConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _check_type(value: Any, annotation: Any, key: str) -> Any:
+    """Coerce/validate one TOML value against a dataclass field annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _check_type(value, inner[0], key)
+    if origin is list:
+        if not isinstance(value, list):
+            raise VosError(f"config key {key!r} must be a list")
+        return [_check_type(v, args[0], f"{key}[{i}]") for i, v in enumerate(value)]
+    if is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise VosError(f"config key {key!r} must be a table")
+        return _build(annotation, value, key)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise VosError(
+                f"config key {key!r} must be {annotation.__name__}, got {type(value).__name__}"
+            )
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in names:
+            where = f"{prefix}.{key}" if prefix else key
+            raise VosError(f"unknown config key {where!r}")
+    kwargs = {
+        k: _check_type(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()
+    }
+    return cls(**kwargs)
+
+
+def parse_config(data: dict[str, Any]) -> ExperimentConfig:
+    config = _build(ExperimentConfig, data, "")
+    for i, source in enumerate(config.data.sources):
+        if source.kind not in SOURCE_KINDS:
+            raise VosError(
+                f"config key 'data.sources[{i}].kind': unknown kind {source.kind!r} "
+                f"(choose from {', '.join(SOURCE_KINDS)})"
+            )
+    if config.data.mode not in ("single", "multi"):
+        raise VosError("config key 'data.mode' must be 'single' or 'multi'")
+    if len(config.data.size) != 2:
+        raise VosError("config key 'data.size' must be [height, width]")
+    return config
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, raw: str) -> None:
+    """Apply one ``--set a.b=value`` override; the value is parsed as TOML when it can be."""
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise VosError(f"--set {dotted}: {part!r} is not a table")
+    node[parts[-1]] = value
+
+
+def builtin_config_names() -> list[str]:
+    folder = resources.files("vos_cli.train") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_config_dict(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix != ".toml" and not path.exists():
+        resource = resources.files("vos_cli.train") / "configs" / f"{name_or_path}.toml"
+        if not resource.is_file():
+            raise VosError(
+                f"config {name_or_path!r} not found: not a file, nor one of the shipped configs "
+                f"({', '.join(builtin_config_names())})"
+            )
+        text = resource.read_text()
+    else:
+        if not path.is_file():
+            raise VosError(f"config file not found: {path}")
+        text = path.read_text()
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise VosError(f"config {name_or_path}: invalid TOML ({exc})") from None
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    data = load_config_dict(name_or_path)
+    for item in overrides or []:
+        if "=" not in item:
+            raise VosError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        _set_dotted(data, key.strip(), raw.strip())
+    return parse_config(data)

@@ -1,0 +1,374 @@
+"""The training loop: recurrent end-to-end training with exact resume and optional DDP.
+
+Determinism: sample i of epoch e is a pure function of (seed, e, i), batches are consecutive
+index ranges, and the optimiser, scheduler and RNG states are checkpointed, so a run killed and
+resumed from a checkpoint produces the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from vos_cli.errors import VosError
+from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision
+from vos_cli.model.agame import AGame
+from vos_cli.model.factory import build_model, checkpoint_dict, load_model, load_state_strict
+from vos_cli.train.checkpoint import (
+    load_training_checkpoint,
+    rng_state,
+    save_training_checkpoint,
+    set_rng_state,
+)
+from vos_cli.train.config import ExperimentConfig
+from vos_cli.train.unroll import SnippetUnroller
+
+LogFn = Callable[[str], None]
+
+
+class EpochBatches(Sampler[list[int]]):
+    """Consecutive index ranges of one epoch, sharded over ranks, starting at a given batch."""
+
+    def __init__(self, samples: int, batch_size: int, rank: int, world: int, start_batch: int):
+        self.batch_size = batch_size
+        self.rank, self.world = rank, world
+        self.num_batches = samples // (batch_size * world)
+        self.start_batch = start_batch
+
+    def __len__(self) -> int:
+        return max(0, self.num_batches - self.start_batch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for b in range(self.start_batch, self.num_batches):
+            first = (b * self.world + self.rank) * self.batch_size
+            yield list(range(first, first + self.batch_size))
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    steps: int
+    epochs: int
+    best_metric: float | None
+    interrupted: bool
+    stopped_early: bool
+
+
+class _Interrupt:
+    """SIGINT sets a flag; the loop saves a checkpoint at the next step boundary and stops."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not in the main thread
+            self._previous = None
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # a second Ctrl-C aborts at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, local
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        out_dir: Path,
+        resume: Path | None = None,
+        log: LogFn = print,
+        progress: bool = True,
+        build_dataset: Callable[..., Any] | None = None,
+        validate: Callable[..., dict[str, float]] | None = None,
+    ):
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.resume = resume
+        self.log = log
+        self.progress = progress
+        self.rank, self.world, self.local_rank = _distributed()
+        if build_dataset is None:
+            from vos_cli.train.datasets import build_training_dataset as build_dataset
+        if validate is None:
+            from vos_cli.train.validate import validate
+        self.build_dataset = build_dataset
+        self.validate = validate
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # ------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.config
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if cfg.train.device == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+        device = resolve_device(cfg.train.device)
+        if device.type == "cuda" and self.world > 1:
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        self.dtype = resolve_precision(cfg.train.precision, device)
+        torch.manual_seed(cfg.train.seed)
+        if cfg.train.init_weights:
+            model, _ = load_model(
+                cfg.train.init_weights, backbone_weights=cfg.train.backbone_weights
+            )
+            if model.config.to_dict() != cfg.model.to_dict():
+                model.config = cfg.model
+                fresh = build_model(cfg.model, backbone_weights=cfg.train.backbone_weights)
+                fresh.load_state_dict(model.state_dict())
+                model = fresh
+        else:
+            model = build_model(cfg.model, backbone_weights=cfg.train.backbone_weights)
+        self.model: AGame = model.to(device)
+        self.model.train()
+        if device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        params = self.model.trainable_parameters()
+        if not params:
+            raise VosError("the model has no trainable parameters")
+        self.optimizer = torch.optim.Adam(
+            params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(
+            self.optimizer, gamma=cfg.optim.lr_decay
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=device.type == "cuda" and self.dtype == torch.float16
+        )
+        unroller = SnippetUnroller(self.model, cfg.optim.coarse_loss_weight)
+        if self.world > 1:
+            unroller = torch.nn.parallel.DistributedDataParallel(
+                unroller, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.unroller = unroller
+        self.dataset = self.build_dataset(cfg)
+        self.steps_per_epoch = cfg.data.samples_per_epoch // (cfg.data.batch_size * self.world)
+        if self.steps_per_epoch < 1:
+            raise VosError("data.samples_per_epoch is smaller than one batch per process")
+
+    # ------------------------------------------------------------------------------------------
+    def _state(self, epoch: int, batch_in_epoch: int) -> dict[str, Any]:
+        return {
+            "weights": checkpoint_dict(
+                self.model,
+                include_backbone=False,
+                meta={"step": self.step, "epoch": epoch, "config_name": self.config.name},
+            ),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "rng": rng_state(),
+            "config": asdict(self.config),
+            "best_metric": self.best_metric,
+            "bad_epochs": self.bad_epochs,
+        }
+
+    def _save(self, name: str, epoch: int, batch_in_epoch: int) -> None:
+        if self.is_main:
+            path = self.out_dir / "checkpoints" / name
+            save_training_checkpoint(path, self._state(epoch, batch_in_epoch))
+
+    def _restore(self, path: Path) -> tuple[int, int]:
+        data = load_training_checkpoint(path)
+        load_state_strict(self.model, data["weights"]["state_dict"], False, source=str(path))
+        self.optimizer.load_state_dict(data["optimizer"])
+        self.scheduler.load_state_dict(data["scheduler"])
+        self.scaler.load_state_dict(data["scaler"])
+        set_rng_state(data["rng"])
+        self.step = int(data["step"])
+        self.best_metric = data.get("best_metric")
+        self.bad_epochs = int(data.get("bad_epochs", 0))
+        return int(data["epoch"]), int(data["batch_in_epoch"])
+
+    def _write_log(self, record: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.out_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    # ------------------------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        self._setup()
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.step = 0
+        self.best_metric: float | None = None
+        self.bad_epochs = 0
+        start_epoch, start_batch = 0, 0
+        if self.resume is not None:
+            start_epoch, start_batch = self._restore(self.resume)
+            self.log(f"resumed from {self.resume} at step {self.step} (epoch {start_epoch})")
+        total_steps = cfg.optim.epochs * self.steps_per_epoch
+        if cfg.train.max_steps:
+            total_steps = min(total_steps, cfg.train.max_steps)
+        interrupted = stopped_early = False
+        epoch = start_epoch
+        with _Interrupt() as interrupt, self._progress(total_steps) as advance:
+            advance(self.step, {})
+            while epoch < cfg.optim.epochs and self.step < total_steps:
+                batch_in_epoch = start_batch if epoch == start_epoch else 0
+                self.dataset.set_epoch(epoch)
+                loader = DataLoader(
+                    self.dataset,
+                    batch_sampler=EpochBatches(
+                        cfg.data.samples_per_epoch,
+                        cfg.data.batch_size,
+                        self.rank,
+                        self.world,
+                        batch_in_epoch,
+                    ),
+                    num_workers=cfg.data.workers,
+                    persistent_workers=False,
+                )
+                tic = time.perf_counter()
+                for batch in loader:
+                    record = self._train_step(batch)
+                    self.step += 1
+                    batch_in_epoch += 1
+                    record.update(
+                        step=self.step,
+                        epoch=epoch,
+                        lr=self.optimizer.param_groups[0]["lr"],
+                        sec_per_step=time.perf_counter() - tic,
+                    )
+                    tic = time.perf_counter()
+                    advance(self.step, record)
+                    if self.step % cfg.train.log_every == 0:
+                        self._write_log({"type": "train", **record})
+                    if self.step % cfg.train.checkpoint_every == 0:
+                        self._save("last.pt", epoch, batch_in_epoch)
+                    if interrupt.requested or self.step >= total_steps:
+                        break
+                if interrupt.requested:
+                    self._save("last.pt", epoch, batch_in_epoch)
+                    interrupted = True
+                    break
+                if batch_in_epoch >= self.steps_per_epoch:
+                    epoch += 1
+                    self.scheduler.step()
+                    stopped_early = self._end_of_epoch(epoch)
+                    self._save("last.pt", epoch, 0)
+                    if stopped_early:
+                        break
+                else:  # max_steps reached mid-epoch
+                    self._save("last.pt", epoch, batch_in_epoch)
+        if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+        return TrainResult(
+            self.out_dir, self.step, epoch, self.best_metric, interrupted, stopped_early
+        )
+
+    def _train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
+        images = batch["images"].to(self.device, non_blocking=True)
+        labels = batch["labels"].to(self.device, non_blocking=True)
+        num_objects = batch["num_objects"]
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.dtype):
+            out = self.unroller(images, labels, num_objects)
+        loss = out.loss
+        if not torch.isfinite(loss):
+            raise VosError(f"training diverged: loss is {loss.item()} at step {self.step + 1}")
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.trainable_parameters(), self.config.optim.clip_grad_norm
+        )
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {
+            "loss": float(loss.detach()),
+            "fine": float(out.fine_loss),
+            "coarse": float(out.coarse_loss),
+            "iou": float(out.iou),
+            "grad_norm": float(grad_norm),
+        }
+
+    def _end_of_epoch(self, epoch: int) -> bool:
+        """Validate, track the best checkpoint; True when early stopping says stop."""
+        cfg = self.config
+        if cfg.val.kind == "none" or epoch % max(1, cfg.val.every_epochs) != 0:
+            return False
+        metrics: dict[str, float] = {}
+        if self.is_main:
+            self.model.eval()
+            tic = time.perf_counter()
+            metrics = self.validate(self.model, cfg.val, self.device, self.dtype)
+            self.model.train()
+            metric = metrics["score"]
+            self._write_log(
+                {
+                    "type": "val",
+                    "step": self.step,
+                    "epoch": epoch,
+                    "seconds": time.perf_counter() - tic,
+                    **metrics,
+                }
+            )
+            self.log(
+                f"epoch {epoch} step {self.step}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+            )
+            if self.best_metric is None or metric > self.best_metric:
+                self.best_metric = metric
+                self.bad_epochs = 0
+                self._save_best(epoch, metrics)
+            else:
+                self.bad_epochs += 1
+        stop = cfg.train.patience > 0 and self.bad_epochs >= cfg.train.patience
+        if self.world > 1:
+            flag = torch.tensor([int(stop)])
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
+        from vos_cli.model.factory import save_weights
+
+        save_weights(
+            self.model,
+            self.out_dir / "checkpoints" / "best.pt",
+            meta={
+                "step": self.step,
+                "epoch": epoch,
+                "val": metrics,
+                "config_name": self.config.name,
+            },
+        )
+
+    def _progress(self, total: int):
+        from vos_cli.train.progress import training_progress
+
+        return training_progress(total, enabled=self.progress and self.is_main)
