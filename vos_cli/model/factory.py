@@ -26,6 +26,7 @@ from vos_cli.model.agame import AGame
 from vos_cli.model.config import ModelConfig
 
 FORMAT = "vos-agame"
+TRAIN_FORMAT = "vos-train"
 VERSION = 1
 
 
@@ -94,6 +95,26 @@ def read_weights_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def normalise_weights(data: dict[str, Any], path: Path) -> tuple[dict[str, Any], str]:
+    """Any supported file -> (vos weights dict, what the file was).
+
+    Accepts vos weights, vos training checkpoints (their ``weights`` entry) and the authors'
+    released A-GAME checkpoint, recognised by its contents rather than its name.
+    """
+    if data.get("format") == FORMAT:
+        return data, "vos weights"
+    if data.get("format") == TRAIN_FORMAT and isinstance(data.get("weights"), dict):
+        return data["weights"], "vos training checkpoint"
+    from vos_cli.model import official
+
+    if official.is_official_checkpoint(data):
+        return official.convert_official(data, source=str(path)), "authors' A-GAME checkpoint"
+    raise VosError(
+        f"{path} is neither a vos weights file nor an A-GAME checkpoint "
+        "(no 'format' entry and no 'net' state dict)"
+    )
+
+
 def load_model(
     path: str | Path,
     backbone_weights: str | Path | None = "imagenet",
@@ -104,17 +125,7 @@ def load_model(
     Accepts vos files and the authors' released A-GAME checkpoint (recognised by its contents).
     Returns the model (eval mode) and the file's metadata.
     """
-    data = read_weights_file(path)
-    if data.get("format") != FORMAT:
-        from vos_cli.model import official
-
-        if official.is_official_checkpoint(data):
-            data = official.convert_official(data, source=str(path))
-        else:
-            raise VosError(
-                f"{path} is not a vos weights file nor an A-GAME checkpoint "
-                "(no 'format: vos-agame' entry and no 'net' state dict)"
-            )
+    data, _ = normalise_weights(read_weights_file(path), Path(path))
     if data.get("version") != VERSION:
         raise VosError(f"{path}: unsupported vos weights version {data.get('version')!r}")
     config = ModelConfig.from_dict(data["config"])

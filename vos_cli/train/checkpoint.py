@@ -20,17 +20,22 @@ TRAIN_FORMAT = "vos-train"
 
 
 def rng_state() -> dict[str, Any]:
+    """RNG states as plain types, so checkpoints load with ``weights_only=True``."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "python": random.getstate(),
     }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    random.setstate(
+        tuple(state["python"]) if isinstance(state["python"], list) else state["python"]
+    )
 
 
 def save_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -41,7 +46,7 @@ def load_training_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise VosError(f"checkpoint to resume from not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
+        data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise VosError(f"cannot read checkpoint {path} ({exc.__class__.__name__})") from None
     if not isinstance(data, dict) or data.get("format") != TRAIN_FORMAT:

@@ -127,7 +127,8 @@ class SnippetUnroller(nn.Module):
     def _iou(log_probs: list[Tensor], target: Tensor) -> Tensor:
         values = []
         for b, lp in enumerate(log_probs):
-            pred = lp.argmax(0)
+            # Two classes: a comparison (argmax over a strided dim is slow on CPU).
+            pred = (lp[1] > lp[0]).long() if lp.shape[0] == 2 else lp.contiguous().argmax(0)
             tgt = target[b]
             valid = tgt != IGNORE
             for k in range(1, lp.shape[0]):

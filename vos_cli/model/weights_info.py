@@ -1,0 +1,49 @@
+"""``vos weights info`` and ``vos weights convert``: what a weights file holds, and our format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vos_cli.errors import VosError
+from vos_cli.io.paths import prepare_output_file
+from vos_cli.model.factory import (
+    atomic_save,
+    build_model,
+    load_state_strict,
+    normalise_weights,
+    read_weights_file,
+)
+from vos_cli.model.config import ModelConfig
+
+
+def describe_weights(path: Path) -> list[str]:
+    """Human-readable lines about a weights file (nothing is built but the config)."""
+    weights, kind = normalise_weights(read_weights_file(path), Path(path))
+    config = ModelConfig.from_dict(weights["config"])
+    state = weights["state_dict"]
+    params = sum(v.numel() for v in state.values())
+    lines = [
+        f"file: {path}",
+        f"kind: {kind}",
+        f"backbone: {config.backbone} ("
+        + ("included" if weights.get("backbone_included") else "ImageNet weights from the package")
+        + ")",
+        f"heads: appearance {config.appearance_dim}, propagation {config.propagation_dim}, "
+        f"fusion {config.fusion_dim}, encoding {config.encoding_dim}, "
+        f"upsampling {config.upsample_dim}, {config.num_components} Gaussian components",
+        f"tensors: {len(state)} ({params / 1e6:.2f} M values)",
+    ]
+    for key, value in sorted(weights.get("meta", {}).items()):
+        lines.append(f"{key}: {value}")
+    return lines
+
+
+def convert_weights(source: Path, target: Path, force: bool = False) -> None:
+    """Write any supported file as a vos weights file, checking it loads into our network."""
+    weights, _ = normalise_weights(read_weights_file(source), Path(source))
+    target = prepare_output_file(target, force, protect=[source])
+    config = ModelConfig.from_dict(weights["config"])
+    included = bool(weights.get("backbone_included"))
+    model = build_model(config, backbone_weights=None if included else "imagenet")
+    load_state_strict(model, weights["state_dict"], included, source=str(source))
+    atomic_save(weights, target)
