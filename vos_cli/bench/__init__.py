@@ -1,2 +1,1 @@
 """Benchmarks: DAVIS/YouTube-VOS scoring runs and speed measurement."""
-

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vos_cli.errors import VosError
 from vos_cli.io.paths import prepare_output_file
+from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import (
     atomic_save,
     build_model,
@@ -13,7 +13,6 @@ from vos_cli.model.factory import (
     normalise_weights,
     read_weights_file,
 )
-from vos_cli.model.config import ModelConfig
 
 
 def describe_weights(path: Path) -> list[str]:
