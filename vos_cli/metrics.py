@@ -21,7 +21,6 @@ import csv
 import math
 import multiprocessing
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -34,6 +33,7 @@ from rich.table import Table
 
 from vos_cli.data.davis import VOID_ID, DavisSequence, read_label_png
 from vos_cli.errors import VosError
+from vos_cli.io.atomic import temp_beside
 
 BOUND_TH = 0.008
 """Boundary tolerance of F: a fraction of the image diagonal (or pixels when >= 1)."""
@@ -486,7 +486,7 @@ def _fmt(value: float) -> str:
 
 
 def _write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh, lineterminator="\n").writerows(rows)

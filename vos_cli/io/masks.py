@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vos_cli.errors import VosError
+from vos_cli.io.atomic import temp_beside
 
 __all__ = [
     "DAVIS_PALETTE",
@@ -137,7 +137,7 @@ def write_mask(path: str | Path, label_map: np.ndarray) -> None:
     img.putpalette(DAVIS_PALETTE.tobytes())
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = temp_beside(path)
         with os.fdopen(fd, "wb") as f:
             img.save(f, format="PNG")
         os.replace(tmp, path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +21,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from vos_cli.errors import VosError
+from vos_cli.io.atomic import temp_beside
 from vos_cli.io.masks import DAVIS_PALETTE, VOID_ID
 
 __all__ = ["OVERLAY_SUFFIXES", "OverlayWriter", "render_overlay"]
@@ -136,11 +136,8 @@ class OverlayWriter:
         self._enc_w = self.width + self.width % 2
         self._enc_h = self.height + self.height % 2
         try:
-            fd, tmp = tempfile.mkstemp(
-                dir=self.path.parent,
-                prefix=f".{self.path.stem}.",
-                suffix=f".partial{self.path.suffix}",  # ffmpeg picks the container by suffix
-            )
+            # ffmpeg picks the container by suffix
+            fd, tmp = temp_beside(self.path, suffix=f".partial{self.path.suffix}")
             os.close(fd)
         except OSError as err:
             raise VosError(f"Cannot write overlay {self.path}: {err.strerror or err}") from None

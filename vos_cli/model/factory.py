@@ -15,13 +15,13 @@ supplies its ImageNet weights is a dependency, so nothing is lost.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vos_cli.errors import VosError
+from vos_cli.io.atomic import temp_beside
 from vos_cli.model.agame import AGame
 from vos_cli.model.config import ModelConfig
 
@@ -61,7 +61,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     """torch.save to a temp file in the target folder, then rename: never a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_beside(path)
     os.close(fd)
     try:
         torch.save(obj, tmp)

@@ -24,6 +24,7 @@ from vos_cli.errors import VosError
 from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import build_model, checkpoint_dict, load_model, load_state_strict
+from vos_cli.model.fold import fold_frozen_batchnorm
 from vos_cli.train.checkpoint import (
     load_training_checkpoint,
     rng_state,
@@ -231,6 +232,9 @@ class Trainer:
         if self.resume is not None:
             start_epoch, start_batch = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step} (epoch {start_epoch})")
+        # Frozen backbone BatchNorms folded into their convs: same function, faster. Frozen
+        # tensors are never saved, so checkpoints keep the unfolded layout.
+        fold_frozen_batchnorm(self.model.backbone)
         total_steps = cfg.optim.epochs * self.steps_per_epoch
         if cfg.train.max_steps:
             total_steps = min(total_steps, cfg.train.max_steps)
