@@ -1,0 +1,138 @@
+"""Training: the loss falls, a clip can be overfitted, resume is exact, DDP runs, config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from vos_cli.cli import app
+from vos_cli.data.shapes import MovingShapes
+from vos_cli.errors import VosError
+from vos_cli.train.config import load_config
+from vos_cli.train.loop import Trainer
+
+runner = CliRunner()
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_smoke_trains_and_loss_falls(tmp_path):
+    result = runner.invoke(
+        app, ["train", "--config", "smoke", "--out", str(tmp_path / "run"), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    log = records(tmp_path / "run")
+    losses = [r["loss"] for r in log if r["type"] == "train"]
+    assert len(losses) == 12
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+    # the checkpoint is usable as weights
+    info = runner.invoke(app, ["weights", "info", str(tmp_path / "run/checkpoints/last.pt")])
+    assert info.exit_code == 0 and "training checkpoint" in info.output
+
+
+class OneClip(MovingShapes):
+    """The same snippet at every index and epoch: something to overfit."""
+
+    def sample(self, epoch: int, index: int) -> dict:
+        return super().sample(0, 0)
+
+
+def test_overfits_one_generated_clip(tmp_path):
+    config = load_config(
+        "smoke",
+        ["optim.epochs=1", "data.samples_per_epoch=240", "optim.lr=3e-3", "train.log_every=1"],
+    )
+    data = OneClip(num_frames=4, size=(64, 96), seed=3, samples_per_epoch=240)
+    trainer = Trainer(
+        config, tmp_path, log=lambda m: None, progress=False, build_dataset=lambda cfg: data
+    )
+    trainer.run()
+    ious = [r["iou"] for r in records(tmp_path)]
+    assert max(ious[-10:]) > 0.9, ious[-10:]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["weights"]["state_dict"]
+
+
+def test_resume_gives_identical_weights(tmp_path):
+    straight = tmp_path / "straight"
+    Trainer(
+        load_config("smoke", ["train.max_steps=6"]), straight, progress=False, log=lambda m: None
+    ).run()
+    split = tmp_path / "split"
+    Trainer(
+        load_config("smoke", ["train.max_steps=3"]), split, progress=False, log=lambda m: None
+    ).run()
+    Trainer(
+        load_config("smoke", ["train.max_steps=6"]),
+        split,
+        progress=False,
+        log=lambda m: None,
+        resume=split / "checkpoints" / "last.pt",
+    ).run()
+    a, b = _weights(straight / "checkpoints/last.pt"), _weights(split / "checkpoints/last.pt")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "optim.learning_rate=1"], "unknown config key 'optim.learning_rate'"),
+        (["--set", "data.batch_size='four'"], "must be int"),
+        (["--set", "data.sources=[{kind='davis16', root='/no/such/folder'}]"], "not found"),
+    ],
+)
+def test_config_errors_are_one_line(extra, message, tmp_path):
+    result = runner.invoke(
+        app, ["train", "--config", "smoke", "--out", str(tmp_path / "r"), "--no-progress", *extra]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unknown_config_name():
+    with pytest.raises(VosError, match="not found"):
+        load_config("no-such-config")
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "vos_cli",
+        "train",
+        "--config",
+        "smoke",
+        "--out",
+        str(tmp_path / "ddp"),
+        "--no-progress",
+        "--set",
+        "train.max_steps=2",
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = records(tmp_path / "ddp")
+    assert [r["step"] for r in log] == [1, 2]  # rank 0 alone logs
+    assert (tmp_path / "ddp" / "checkpoints" / "last.pt").is_file()
