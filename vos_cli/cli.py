@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from vos_cli.bench.command import bench
 from vos_cli.errors import VosError
 
 app = typer.Typer(
@@ -231,6 +232,9 @@ def weights_convert(
 
     convert_weights(source, target, force=force)
     out_console.print(f"wrote {target}")
+
+
+app.command("bench")(handles_errors(bench))
 
 
 def main() -> None:

@@ -335,7 +335,8 @@ class SynthVOS(EpochDataset):
         frames = np.stack(
             [resized[y : y + height, x : x + width] for x, y in zip(xs, ys, strict=True)]
         )
-        return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
+        images = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        return images.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
 
     # -- objects ---------------------------------------------------------------------------
 
@@ -382,10 +383,12 @@ class SynthVOS(EpochDataset):
         if pre < 1.0:
             w, h = max(2, round(w * pre)), max(2, round(h * pre))
             rgb = np.asarray(
-                Image.fromarray(np.ascontiguousarray(rgb)).resize((w, h), Image.BILINEAR)
+                Image.fromarray(np.ascontiguousarray(rgb)).resize((w, h), Image.Resampling.BILINEAR)
             )
             mask = np.asarray(
-                Image.fromarray(np.ascontiguousarray(mask)).resize((w, h), Image.BILINEAR)
+                Image.fromarray(np.ascontiguousarray(mask)).resize(
+                    (w, h), Image.Resampling.BILINEAR
+                )
             )
         rel = scale / pre  # frame pixels per (resized) cut-out pixel
         rgba = np.concatenate([rgb, mask[..., None]], axis=-1)
@@ -429,8 +432,11 @@ class SynthVOS(EpochDataset):
         layers: Sequence[tuple[torch.Tensor, int, int]],
         ids: Sequence[int],
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Alpha-blend ``layers`` back to front; a pixel is labelled by its front-most object."""
-        images = background.clone()
+        """Alpha-blend ``layers`` back to front into ``background`` (in place).
+
+        A pixel is labelled by its front-most object.
+        """
+        images = background
         labels = torch.zeros(background.shape[0], *background.shape[-2:], dtype=torch.uint8)
         for (window, y0, x0), obj_id in zip(layers, ids, strict=True):
             h, w = window.shape[-2:]

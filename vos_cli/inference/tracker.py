@@ -58,6 +58,8 @@ class Tracker:
         self.model = model.to(self.device)
         if self.device.type == "cpu" or self.dtype != torch.float32:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if size is not None and size < STRIDE:
+            raise VosError(f"--size must be at least {STRIDE} pixels, got {size}")
         self.size = size
         self.frame_index = 0
         self.object_ids: list[int] = []
@@ -82,6 +84,8 @@ class Tracker:
     # ------------------------------------------------------------------------------------------
     def _to_input(self, frame: np.ndarray) -> tuple[Tensor, tuple[int, int]]:
         height, width = frame.shape[:2]
+        if not frame.flags.writeable:  # e.g. from PIL; torch.from_numpy wants writable memory
+            frame = frame.copy()
         image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
         image = image.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         work_h, work_w = working_size(height, width, self.size)
@@ -93,7 +97,8 @@ class Tracker:
         return image.contiguous(memory_format=torch.channels_last), (work_h, work_w)
 
     def _mask_to_work(self, label_map: np.ndarray, work: tuple[int, int], padded: tuple[int, int]):
-        labels = torch.from_numpy(label_map).to(self.device)[None, None].float()
+        labels = torch.from_numpy(np.array(label_map, copy=True)).to(self.device)
+        labels = labels[None, None].float()
         if labels.shape[-2:] != work:
             labels = F.interpolate(labels, size=work, mode="nearest")
         pad_h, pad_w = padded[0] - work[0], padded[1] - work[1]
