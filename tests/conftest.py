@@ -71,3 +71,13 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 @pytest.fixture()
 def shapes_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "shapes.mp4", moving_shapes_frames(12))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
+    OpenMP workers next to the decode and PNG threads slow these tests down many times."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

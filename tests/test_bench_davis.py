@@ -8,14 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from vos_cli.bench.command import bench
 from vos_cli.bench.davis import run_davis_bench
-from vos_cli.cli import handles_errors
+from vos_cli.cli import app
 from vos_cli.errors import VosError
 from vos_cli.io.masks import DAVIS_PALETTE
 from vos_cli.metrics import GLOBAL_COLUMNS, SEQUENCE_COLUMNS
@@ -23,26 +20,8 @@ from vos_cli.metrics import GLOBAL_COLUMNS, SEQUENCE_COLUMNS
 H, W = 64, 96
 N_FRAMES = 4
 
-app = typer.Typer()
-app.command("bench")(handles_errors(bench))
-app.command("other")(lambda: None)  # two commands: "bench" stays a named subcommand
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
-    OpenMP workers next to the decode and PNG threads slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def tiny_weights(tiny_model_path: Path) -> Path:
-    """conftest's random tiny model (lite0 with 8-wide heads, backbone included)."""
-    return tiny_model_path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def objects_at(t: int, n_objects: int) -> np.ndarray:
@@ -133,7 +112,7 @@ def error_line(result) -> str:
 # ----------------------------------------------------------------------------- end to end
 
 
-def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_weights: Path) -> None:
+def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 3, "dogs": 2})
     results = tmp_path / "res"
     r = invoke(
@@ -143,7 +122,7 @@ def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_weights: Path) -> 
         "--results",
         str(results),
         "--weights",
-        str(tiny_weights),
+        str(tiny_model_path),
         "--device",
         "cpu",
         "--precision",
@@ -179,13 +158,13 @@ def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_weights: Path) -> 
     assert "J&F-Mean" in out and "frames/s" in out and "model" in out
 
 
-def test_refuses_non_empty_results_without_force(tmp_path: Path, tiny_weights: Path) -> None:
+def test_refuses_non_empty_results_without_force(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     results = tmp_path / "res"
     results.mkdir()
     (results / "keep.txt").write_text("mine")
     args = ["davis17", "--root", str(root), "--results", str(results)]
-    args += ["--weights", str(tiny_weights), "--device", "cpu", "--processes", "1"]
+    args += ["--weights", str(tiny_model_path), "--device", "cpu", "--processes", "1"]
     r = invoke(*args)
     assert r.exit_code == 2
     assert "not empty" in error_line(r) and "--force" in error_line(r)
@@ -210,11 +189,11 @@ def test_eval_only_perfect_results_and_other_split(tmp_path: Path) -> None:
 
 
 def test_default_results_folder_is_under_cwd(
-    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     monkeypatch.chdir(tmp_path)
-    report = run_davis_bench(root, weights=tiny_weights, device="cpu", processes=1)
+    report = run_davis_bench(root, weights=tiny_model_path, device="cpu", processes=1)
     assert report.results_dir == Path("results/davis17-val")
     assert (tmp_path / "results/davis17-val/cows/00003.png").is_file()
     assert (tmp_path / "results/davis17-val/per-sequence_results-val.csv").is_file()
@@ -223,14 +202,14 @@ def test_default_results_folder_is_under_cwd(
 # ----------------------------------------------------------------------------- DAVIS 2016
 
 
-def test_davis16_zero_255_masks(tmp_path: Path, tiny_weights: Path) -> None:
+def test_davis16_zero_255_masks(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_davis16(tmp_path / "davis16", ["blackswan", "car"])
     results = tmp_path / "res16"
     report = run_davis_bench(
         root,
         dataset="davis16",
         results_dir=results,
-        weights=tiny_weights,
+        weights=tiny_model_path,
         device="cpu",
         processes=1,
     )
@@ -315,13 +294,15 @@ def test_unknown_sequence_and_benchmark_and_misplaced_options(tmp_path: Path) ->
     assert r.exit_code == 2 and "--root" in error_line(r)
 
 
-def test_withheld_ground_truth_is_segmented_not_scored(tmp_path: Path, tiny_weights: Path) -> None:
+def test_withheld_ground_truth_is_segmented_not_scored(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 2}, split="test-dev")
     for t in range(1, N_FRAMES):  # test-dev: only the first frame is annotated
         (root / "Annotations" / "480p" / "cows" / f"{t:05d}.png").unlink()
     results = tmp_path / "res"
     report = run_davis_bench(
-        root, split="test-dev", results_dir=results, weights=tiny_weights, device="cpu"
+        root, split="test-dev", results_dir=results, weights=tiny_model_path, device="cpu"
     )
     assert report.result is None and report.note and "not scored" in report.note
     assert len(list((results / "cows").glob("*.png"))) == N_FRAMES
@@ -329,8 +310,8 @@ def test_withheld_ground_truth_is_segmented_not_scored(tmp_path: Path, tiny_weig
     assert not (results / "global_results-test-dev.csv").exists()
 
 
-def test_sequence_error_names_the_sequence(tmp_path: Path, tiny_weights: Path) -> None:
+def test_sequence_error_names_the_sequence(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     save_palette(root / "Annotations" / "480p" / "cows" / "00000.png", np.zeros((H, W), np.uint8))
     with pytest.raises(VosError, match="sequence cows: .*no object"):
-        run_davis_bench(root, results_dir=tmp_path / "r", weights=tiny_weights, device="cpu")
+        run_davis_bench(root, results_dir=tmp_path / "r", weights=tiny_model_path, device="cpu")

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from vos_cli.bench.command import bench
 from vos_cli.bench.speed import (
     RssSampler,
     generate_clip,
@@ -22,29 +19,11 @@ from vos_cli.bench.speed import (
     run_speed_bench,
     speed_table,
 )
-from vos_cli.cli import handles_errors
+from vos_cli.cli import app
 from vos_cli.errors import VosError
 
-app = typer.Typer()
-app.command("bench")(handles_errors(bench))
-app.command("other")(lambda: None)
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
-    OpenMP workers next to the decode and PNG threads slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def tiny_weights(tiny_model_path: Path) -> Path:
-    """conftest's random tiny model (lite0 with 8-wide heads, backbone included)."""
-    return tiny_model_path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_generated_clip_is_deterministic_with_every_object_visible() -> None:
@@ -57,13 +36,13 @@ def test_generated_clip_is_deterministic_with_every_object_visible() -> None:
     assert not np.array_equal(frames[0], frames[2])  # things move
 
 
-def test_speed_on_generated_clip(tmp_path: Path, tiny_weights: Path) -> None:
+def test_speed_on_generated_clip(tmp_path: Path, tiny_model_path: Path) -> None:
     report = run_speed_bench(
         frames=4,
         height=48,
         width=64,
         objects=[1, 2],
-        weights=tiny_weights,
+        weights=tiny_model_path,
         device="cpu",
         precision="fp32",
         warmup=1,
@@ -82,7 +61,7 @@ def test_speed_on_generated_clip(tmp_path: Path, tiny_weights: Path) -> None:
     assert speed_table(report).row_count == 2
 
 
-def test_speed_on_a_frame_folder_via_cli(tmp_path: Path, tiny_weights: Path) -> None:
+def test_speed_on_a_frame_folder_via_cli(tmp_path: Path, tiny_model_path: Path) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(3):
@@ -90,7 +69,7 @@ def test_speed_on_a_frame_folder_via_cli(tmp_path: Path, tiny_weights: Path) -> 
         Image.fromarray(rgb).save(folder / f"{i:05d}.jpg")
     out = tmp_path / "speed.json"
     args = ["bench", "speed", "--source", str(folder), "--frames", "10", "--objects", "1"]
-    args += ["--weights", str(tiny_weights), "--device", "cpu", "--warmup", "0"]
+    args += ["--weights", str(tiny_model_path), "--device", "cpu", "--warmup", "0"]
     args += ["--json", str(out)]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output

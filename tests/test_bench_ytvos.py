@@ -8,40 +8,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from vos_cli.bench.command import bench
 from vos_cli.bench.ytvos import load_ytvos_eval, run_ytvos
-from vos_cli.cli import handles_errors
+from vos_cli.cli import app
 from vos_cli.errors import VosError
 from vos_cli.io.masks import DAVIS_PALETTE
 
 H, W = 64, 96
 STEMS = ["00000", "00005", "00010", "00015", "00020"]
 
-app = typer.Typer()
-app.command("bench")(handles_errors(bench))
-app.command("other")(lambda: None)
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
-    OpenMP workers next to the decode and PNG threads slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def tiny_weights(tiny_model_path: Path) -> Path:
-    """conftest's random tiny model (lite0 with 8-wide heads, backbone included)."""
-    return tiny_model_path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def labels_at(t: int, with_late: bool) -> np.ndarray:
@@ -98,11 +77,11 @@ def test_loader_finds_late_objects(tmp_path: Path) -> None:
     assert set(np.unique(masks[0]).tolist()) == {0, 1}
 
 
-def test_run_writes_submission(tmp_path: Path, tiny_weights: Path) -> None:
+def test_run_writes_submission(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_ytvos(tmp_path / "yt", extra_frames=True)
     results = tmp_path / "sub"
     report = run_ytvos(
-        root, results_dir=results, weights=tiny_weights, device="cpu", precision="fp32"
+        root, results_dir=results, weights=tiny_model_path, device="cpu", precision="fp32"
     )
     for video in ("late", "solo"):
         written = sorted(p.stem for p in (results / "Annotations" / video).glob("*.png"))
@@ -129,18 +108,18 @@ def test_run_writes_submission(tmp_path: Path, tiny_weights: Path) -> None:
         results_dir=tmp_path / "all",
         videos=["late"],
         all_frames=True,
-        weights=tiny_weights,
+        weights=tiny_model_path,
         device="cpu",
     )
     assert everything.videos == ["late"]
     assert len(list((tmp_path / "all/Annotations/late").glob("*.png"))) == 7
 
 
-def test_cli_ytvos(tmp_path: Path, tiny_weights: Path) -> None:
+def test_cli_ytvos(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_ytvos(tmp_path / "yt")
     results = tmp_path / "out"
     args = ["bench", "ytvos", "--root", str(root), "--results", str(results)]
-    args += ["--weights", str(tiny_weights), "--device", "cpu", "--sequences", "solo"]
+    args += ["--weights", str(tiny_model_path), "--device", "cpu", "--sequences", "solo"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "submission.zip" in r.output and "frames/s" in r.output

@@ -226,11 +226,14 @@ def weights_convert(
     source: Annotated[Path, typer.Argument(help="Authors' checkpoint or a vos file.")],
     target: Annotated[Path, typer.Argument(help="Output vos weights file.")],
     force: ForceOpt = False,
+    half: Annotated[
+        bool, typer.Option("--half", help="Store tensors as float16 (half the file size).")
+    ] = False,
 ) -> None:
     """Convert a checkpoint (e.g. the authors' A-GAME release) into vos's own format."""
     from vos_cli.model.weights_info import convert_weights
 
-    convert_weights(source, target, force=force)
+    convert_weights(source, target, force=force, half=half)
     out_console.print(f"wrote {target}")
 
 

@@ -37,9 +37,20 @@ def describe_weights(path: Path) -> list[str]:
     return lines
 
 
-def convert_weights(source: Path, target: Path, force: bool = False) -> None:
-    """Write any supported file as a vos weights file, checking it loads into our network."""
+def convert_weights(
+    source: Path, target: Path, force: bool = False, half: bool = False
+) -> None:
+    """Write any supported file as a vos weights file, checking it loads into our network.
+
+    ``half`` stores floating-point tensors as float16 (half the size; loading casts them back to
+    the network's float32), which is how the shipped default model stays small enough for git.
+    """
     weights, _ = normalise_weights(read_weights_file(source), Path(source))
+    if half:
+        weights = dict(weights)
+        weights["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in weights["state_dict"].items()
+        }
     target = prepare_output_file(target, force, protect=[source])
     config = ModelConfig.from_dict(weights["config"])
     included = bool(weights.get("backbone_included"))
