@@ -37,9 +37,7 @@ def describe_weights(path: Path) -> list[str]:
     return lines
 
 
-def convert_weights(
-    source: Path, target: Path, force: bool = False, half: bool = False
-) -> None:
+def convert_weights(source: Path, target: Path, force: bool = False, half: bool = False) -> None:
     """Write any supported file as a vos weights file, checking it loads into our network.
 
     ``half`` stores floating-point tensors as float16 (half the size; loading casts them back to
