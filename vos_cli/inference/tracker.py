@@ -8,6 +8,7 @@ per frame and all objects go through the heads as one batch.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -35,6 +36,11 @@ def pad_amounts(height: int, width: int) -> tuple[int, int]:
     return (-height) % STRIDE, (-width) % STRIDE
 
 
+def pad_offsets(pad: int) -> tuple[int, int]:
+    """(before, after): the authors split padding with the odd pixel before (top/left)."""
+    return (pad + 1) // 2, pad // 2
+
+
 class Tracker:
     """Follows every object given by ``add_mask`` through the frames passed to ``step``.
 
@@ -53,7 +59,7 @@ class Tracker:
         self.dtype = resolve_precision(precision, self.device)
         # A private copy with frozen BatchNorms folded into their convolutions: the same
         # function, one pass less over every backbone feature map.
-        model = copy.deepcopy(model).eval()
+        model = copy.deepcopy(model).eval().requires_grad_(False)
         fold_frozen_batchnorm(model.backbone)
         self.model = model.to(self.device)
         if self.device.type == "cpu" or self.dtype != torch.float32:
@@ -76,6 +82,8 @@ class Tracker:
             raise VosError(f"mask for frame {frame_index} comes after that frame was processed")
         if label_map.ndim != 2:
             raise VosError("a mask must be a 2-D map of object ids")
+        if label_map.size and (int(label_map.min()) < 0 or int(label_map.max()) > IGNORE):
+            raise VosError("object ids must be 1..254 (0 is background, 255 ignored)")
         ids = set(np.unique(label_map).tolist()) - {0, IGNORE}
         if not ids:
             raise VosError(f"the mask for frame {frame_index} contains no object")
@@ -100,7 +108,7 @@ class Tracker:
         labels = torch.from_numpy(np.array(label_map, copy=True)).to(self.device)
         labels = labels[None, None].float()
         if labels.shape[-2:] != work:
-            labels = F.interpolate(labels, size=work, mode="nearest")
+            labels = F.interpolate(labels, size=work, mode="nearest-exact")
         pad_h, pad_w = padded[0] - work[0], padded[1] - work[1]
         if pad_h or pad_w:
             labels = _reflect_pad(labels, pad_h, pad_w)
@@ -112,6 +120,9 @@ class Tracker:
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise VosError("frames must be H x W x 3 RGB images")
         height, width = frame.shape[:2]
+        if self.state is None and self.frame_index not in self.pending:
+            self.frame_index += 1  # nothing to track yet: skip the network entirely
+            return np.zeros((height, width), dtype=np.uint8)
         image, work = self._to_input(frame)
         padded = image.shape[-2:]
         owner_existing = torch.zeros(self.num_objects, dtype=torch.long, device=self.device)
@@ -139,6 +150,13 @@ class Tracker:
                     )
                 labels = self._mask_to_work(given, work, padded)
                 present = sorted(set(torch.unique(labels).tolist()) - {0, IGNORE})
+                lost = sorted(set(np.unique(given).tolist()) - {0, IGNORE} - set(present))
+                if lost:
+                    warnings.warn(
+                        f"object(s) {lost} vanish at the network's resolution; "
+                        "run with a larger --size to track them",
+                        stacklevel=2,
+                    )
                 new_ids = [i for i in present if i not in self.object_ids]
                 all_ids = self.object_ids + new_ids
                 if new_ids:
@@ -169,7 +187,11 @@ class Tracker:
     def _to_label_map(
         self, probs: Tensor, work: tuple[int, int], out_size: tuple[int, int]
     ) -> np.ndarray:
-        probs = probs[:, : work[0], : work[1]].float()
+        top, left = (
+            pad_offsets(probs.shape[-2] - work[0])[0],
+            pad_offsets(probs.shape[-1] - work[1])[0],
+        )
+        probs = probs[:, top : top + work[0], left : left + work[1]].float()
         if work != out_size:
             probs = F.interpolate(probs[None], size=out_size, mode="bilinear", align_corners=False)[
                 0
@@ -180,9 +202,15 @@ class Tracker:
 
 
 def _reflect_pad(x: Tensor, pad_h: int, pad_w: int) -> Tensor:
-    """Reflect padding at the bottom/right (replicate where the image is too small to reflect)."""
-    mode = "reflect" if pad_h < x.shape[-2] and pad_w < x.shape[-1] else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    """Reflect padding split as the authors do (replicate where too small to reflect)."""
+    top, bottom = pad_offsets(pad_h)
+    left, right = pad_offsets(pad_w)
+    mode = (
+        "reflect"
+        if max(top, bottom) < x.shape[-2] and max(left, right) < x.shape[-1]
+        else "replicate"
+    )
+    return F.pad(x, (left, right, top, bottom), mode=mode)
 
 
 def _override(probs: Tensor, labels: Tensor, ids: list[int], first: bool) -> Tensor:

@@ -142,24 +142,19 @@ class AGame(nn.Module):
 
     def predict(self, frame: FrameEncoding, state: ObjectState, owner: Tensor) -> Prediction:
         """Coarse and fine logits for every object of the batch."""
-        parts = []
+        scores = propagated = None
         if self.appearance is not None:
             scores = self.appearance.scores(frame.appearance_x[owner], state.mixture)
             if self.config.appearance_softmax:
                 scores = torch.softmax(scores, dim=1)
-            parts.append(scores)
         if self.propagation is not None:
-            parts.append(
-                self.propagation(
-                    frame.propagation_current[owner],
-                    state.first_encoding,
-                    state.prev_mask,
-                    state.first_mask,
-                )
+            propagated = self.propagation(
+                frame.propagation_current[owner],
+                state.first_encoding,
+                state.prev_mask,
+                state.first_mask,
             )
-        dtype = parts[-1].dtype
-        fused_in = torch.cat([p.to(dtype) for p in parts], dim=1)
-        encoding, coarse = self.fusion(fused_in)
+        encoding, coarse = self.fusion(scores, propagated)
         fine = self.upsampler(encoding, frame.s8[owner], frame.s4[owner])
         return Prediction(fine_logits=fine.float(), coarse_logits=coarse.float())
 

@@ -94,12 +94,20 @@ class GaussianAppearance(nn.Module):
         super().__init__()
         self.num_components = num_components
         self.conv_in = nn.Conv2d(in_channels, dim, kernel_size=1)
+        nn.init.kaiming_uniform_(self.conv_in.weight, nonlinearity="relu")  # as every head conv
+        nn.init.zeros_(self.conv_in.bias)
         self.cov_reg = nn.Parameter(torch.full((num_components, dim), reg_init))
 
     def project(self, s16: Tensor) -> Tensor:
-        """Backbone features -> mixture feature space, in float32 (object independent)."""
-        x = self.conv_in(s16)
-        return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+        """Backbone features -> mixture feature space (object independent).
+
+        Computed in float32 even under autocast: bf16 keeps ~3 significant digits, too few for
+        features whose squared distances are summed over hundreds of channels.
+        """
+        dtype = torch.float64 if s16.dtype == torch.float64 else torch.float32
+        with torch.autocast(s16.device.type, enabled=False):
+            weight, bias = self.conv_in.weight.to(dtype), self.conv_in.bias.to(dtype)
+            return F.conv2d(s16.to(dtype), weight, bias)
 
     def reg_var(self, dtype: torch.dtype) -> Tensor:
         return F.softplus(self.cov_reg.to(dtype))

@@ -66,7 +66,13 @@ class MaskPropagation(nn.Module):
 
 
 class Fusion(nn.Module):
-    """Fuses appearance scores with the propagated mask encoding; predicts the coarse mask."""
+    """Fuses appearance scores with the propagated mask encoding; predicts the coarse mask.
+
+    ``conv0``'s input is (appearance scores, propagation encoding) in that order. The scores are
+    log-densities summed over hundreds of channels (magnitudes in the hundreds or thousands):
+    their slice of ``conv0`` runs in float32, since bf16 would round away the score differences
+    that matter and fp16 can overflow; the rest runs in the autocast dtype.
+    """
 
     def __init__(self, in_channels: int, fusion_dim: int, encoding_dim: int, coarse_kernel: int):
         super().__init__()
@@ -74,9 +80,21 @@ class Fusion(nn.Module):
         self.conv1 = conv(fusion_dim, encoding_dim, 3)
         self.predictor = conv(encoding_dim, 2, coarse_kernel)
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, scores: Tensor | None, encoding: Tensor | None) -> tuple[Tensor, Tensor]:
         """Returns the mask encoding and the coarse logits (not-object, object)."""
-        encoding = F.relu(self.conv1(F.relu(self.conv0(x))))
+        weight, bias = self.conv0.weight, self.conv0.bias
+        k = 0 if scores is None else scores.shape[1]
+        x = None
+        if encoding is not None:
+            x = F.conv2d(encoding, weight[:, k:].to(encoding.dtype), padding=1)
+        if scores is not None:
+            exact = torch.float64 if scores.dtype == torch.float64 else torch.float32
+            with torch.autocast(scores.device.type, enabled=False):
+                s = F.conv2d(scores.to(exact), weight[:, :k].to(exact), bias.to(exact), padding=1)
+            x = s if x is None else (x.to(exact) + s).to(x.dtype)
+        else:
+            x = x + bias.to(x.dtype).view(1, -1, 1, 1)
+        encoding = F.relu(self.conv1(F.relu(x)))
         return encoding, self.predictor(encoding)
 
 

@@ -142,6 +142,10 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             )
     if config.data.mode not in ("single", "multi"):
         raise VosError("config key 'data.mode' must be 'single' or 'multi'")
+    if config.data.num_frames < 2:
+        raise VosError(
+            "config key 'data.num_frames' must be at least 2 (frame 0 is the given mask)"
+        )
     if len(config.data.size) != 2:
         raise VosError("config key 'data.size' must be [height, width]")
     return config

@@ -7,6 +7,7 @@ resumed from a checkpoint produces the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -23,7 +24,14 @@ from torch.utils.data import DataLoader, Sampler
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision
 from vos_cli.model.agame import AGame
-from vos_cli.model.factory import build_model, checkpoint_dict, load_model, load_state_strict
+from vos_cli.model.factory import (
+    build_model,
+    checkpoint_dict,
+    load_model,
+    load_state_strict,
+    normalise_weights,
+    read_weights_file,
+)
 from vos_cli.model.fold import fold_frozen_batchnorm
 from vos_cli.train.checkpoint import (
     load_training_checkpoint,
@@ -129,20 +137,27 @@ class Trainer:
         cfg = self.config
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
-        if self.world > 1 and not dist.is_initialized():
-            backend = "nccl" if cfg.train.device == "cuda" else "gloo"
-            dist.init_process_group(backend=backend)
         device = resolve_device(cfg.train.device)
+        if self.world > 1 and not dist.is_initialized():
+            # Rank 0 validates alone while the others wait: allow for a long validation.
+            dist.init_process_group(
+                backend="nccl" if device.type == "cuda" else "gloo",
+                timeout=datetime.timedelta(hours=2),
+            )
         if device.type == "cuda" and self.world > 1:
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
         self.device = device
         self.dtype = resolve_precision(cfg.train.precision, device)
         torch.manual_seed(cfg.train.seed)
+        # A run started from a file that carries its own backbone (e.g. the authors' release)
+        # saves it whole: its backbone differs from the ImageNet one we would rebuild.
+        self.include_backbone = False
         if cfg.train.init_weights:
-            model, _ = load_model(
-                cfg.train.init_weights, backbone_weights=cfg.train.backbone_weights
-            )
+            init_path = Path(cfg.train.init_weights)
+            init, _ = normalise_weights(read_weights_file(init_path), init_path)
+            self.include_backbone = bool(init.get("backbone_included"))
+            model, _ = load_model(init_path, backbone_weights=cfg.train.backbone_weights)
             if model.config.to_dict() != cfg.model.to_dict():
                 model.config = cfg.model
                 fresh = build_model(cfg.model, backbone_weights=cfg.train.backbone_weights)
@@ -182,7 +197,7 @@ class Trainer:
         return {
             "weights": checkpoint_dict(
                 self.model,
-                include_backbone=False,
+                include_backbone=self.include_backbone,
                 meta={"step": self.step, "epoch": epoch, "config_name": self.config.name},
             ),
             "optimizer": self.optimizer.state_dict(),
@@ -204,7 +219,9 @@ class Trainer:
 
     def _restore(self, path: Path) -> tuple[int, int]:
         data = load_training_checkpoint(path)
-        load_state_strict(self.model, data["weights"]["state_dict"], False, source=str(path))
+        weights = data["weights"]
+        included = bool(weights.get("backbone_included"))
+        load_state_strict(self.model, weights["state_dict"], included, source=str(path))
         self.optimizer.load_state_dict(data["optimizer"])
         self.scheduler.load_state_dict(data["scheduler"])
         self.scaler.load_state_dict(data["scaler"])
@@ -233,8 +250,10 @@ class Trainer:
             start_epoch, start_batch = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step} (epoch {start_epoch})")
         # Frozen backbone BatchNorms folded into their convs: same function, faster. Frozen
-        # tensors are never saved, so checkpoints keep the unfolded layout.
-        fold_frozen_batchnorm(self.model.backbone)
+        # tensors are not saved, so checkpoints keep the unfolded layout; a run that saves its
+        # backbone whole does not fold.
+        if not self.include_backbone:
+            fold_frozen_batchnorm(self.model.backbone)
         total_steps = cfg.optim.epochs * self.steps_per_epoch
         if cfg.train.max_steps:
             total_steps = min(total_steps, cfg.train.max_steps)
@@ -353,7 +372,7 @@ class Trainer:
                 self.bad_epochs += 1
         stop = cfg.train.patience > 0 and self.bad_epochs >= cfg.train.patience
         if self.world > 1:
-            flag = torch.tensor([int(stop)])
+            flag = torch.tensor([int(stop)], device=self.device)
             dist.broadcast(flag, src=0)
             stop = bool(flag.item())
         return stop
@@ -364,6 +383,7 @@ class Trainer:
         save_weights(
             self.model,
             self.out_dir / "checkpoints" / "best.pt",
+            include_backbone=self.include_backbone,
             meta={
                 "step": self.step,
                 "epoch": epoch,

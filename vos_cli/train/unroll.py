@@ -85,8 +85,9 @@ class SnippetUnroller(nn.Module):
             fine_losses.append(self._nll(fine_log, target))
             coarse_losses.append(self._nll(coarse_log, target))
             ious.append(self._iou(fine_log, target))
-            feedback = torch.softmax(pred.coarse_logits, dim=1)
-            state = model.update(frame, state, owner, feedback)
+            if t < frames - 1:  # the last frame's update would never be used
+                feedback = torch.softmax(pred.coarse_logits, dim=1)
+                state = model.update(frame, state, owner, feedback)
 
         fine_loss = torch.stack(fine_losses).mean()
         coarse_loss = torch.stack(coarse_losses).mean()
