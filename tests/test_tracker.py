@@ -107,3 +107,11 @@ def test_state_does_not_grow_with_video_length(model):
         tracker.step(frames[i % 3])
     assert state_bytes() == size_after_one
     assert not tracker.pending
+
+
+def test_argmax_channels_matches_torch_argmax():
+    from vos_cli.inference.tracker import argmax_channels
+
+    probs = torch.rand(4, 33, 17)
+    probs[:, 0, 0] = 0.5  # a tie keeps the lowest index, as torch.argmax does
+    torch.testing.assert_close(argmax_channels(probs), probs.argmax(0))
