@@ -41,7 +41,11 @@ WeightsOpt = Annotated[
 ]
 SizeOpt = Annotated[
     int | None,
-    typer.Option("--size", help="Run the network with the short side at this many pixels."),
+    typer.Option(
+        "--size",
+        help="Short side the network runs at (default: the model's own, 240 for the shipped "
+        "model; 0 = the video's resolution). Masks are always written at the video's size.",
+    ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 
@@ -229,11 +233,17 @@ def weights_convert(
     half: Annotated[
         bool, typer.Option("--half", help="Store tensors as float16 (half the file size).")
     ] = False,
+    inference_size: Annotated[
+        int | None,
+        typer.Option(
+            "--inference-size", help="Record the default network short side (0 = native)."
+        ),
+    ] = None,
 ) -> None:
     """Convert a checkpoint (e.g. the authors' A-GAME release) into vos's own format."""
     from vos_cli.model.weights_info import convert_weights
 
-    convert_weights(source, target, force=force, half=half)
+    convert_weights(source, target, force=force, half=half, inference_size=inference_size)
     out_console.print(f"wrote {target}")
 
 

@@ -93,7 +93,10 @@ def bench(
     ] = "auto",
     size: Annotated[
         int | None,
-        typer.Option("--size", help="Run the network with the short side at this many pixels."),
+        typer.Option(
+            "--size",
+            help="Network short side (default: the model's own; 0 = the video's resolution).",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty results folder.")

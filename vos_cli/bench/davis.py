@@ -307,8 +307,8 @@ def default_processes() -> int:
 def check_run_options(device: str, precision: str, size: int | None) -> None:
     """Fail on bad --device/--precision/--size before any folder is made or model loaded."""
     resolve_precision(precision, resolve_device(device))
-    if size is not None and size < 16:
-        raise VosError(f"--size must be at least 16 pixels, got {size}")
+    if size is not None and (size < 0 or 0 < size < 16):
+        raise VosError(f"--size must be 0 (native) or at least 16 pixels, got {size}")
 
 
 def _fully_annotated(sequences: list[DavisSequence]) -> bool:

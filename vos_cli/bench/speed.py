@@ -384,8 +384,8 @@ def run_speed_bench(
         raise VosError("--height/--width size generated frames; with --source use --size instead")
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    if size is not None and size < 16:
-        raise VosError(f"--size must be at least 16 pixels, got {size}")
+    if size is not None and (size < 0 or 0 < size < 16):
+        raise VosError(f"--size must be 0 (native) or at least 16 pixels, got {size}")
     rss_start = current_rss_mb()
 
     with tempfile.TemporaryDirectory(prefix="vos-speed-") as tmp_name:

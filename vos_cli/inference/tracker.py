@@ -25,8 +25,11 @@ IGNORE = 255
 
 
 def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """The network's input size: the short side scaled to ``size`` (never up), aspect kept."""
-    if size is None or min(height, width) <= size:
+    """The network's input size: the short side scaled to ``size`` (never up), aspect kept.
+
+    ``None`` keeps the frame's size.
+    """
+    if not size or min(height, width) <= size:
         return height, width
     scale = size / min(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
@@ -64,9 +67,11 @@ class Tracker:
         self.model = model.to(self.device)
         if self.device.type == "cpu" or self.dtype != torch.float32:
             self.model = self.model.to(memory_format=torch.channels_last)
-        if size is not None and size < STRIDE:
-            raise VosError(f"--size must be at least {STRIDE} pixels, got {size}")
-        self.size = size
+        if size is None:  # the model's own preference (0: the video's resolution)
+            size = model.config.inference_size
+        if size < 0 or 0 < size < STRIDE:
+            raise VosError(f"--size must be 0 (native) or at least {STRIDE} pixels, got {size}")
+        self.size = size or None
         self.frame_index = 0
         self.object_ids: list[int] = []
         self.state: ObjectState | None = None

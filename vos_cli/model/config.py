@@ -37,6 +37,9 @@ class ModelConfig:
     detach_appearance: bool = False
     update_appearance: bool = True
     test_recurrence: str = "aggregated_fine"
+    # Short side (pixels) the network runs at by default in `segment`/`bench`; 0 = the video's
+    # own resolution. A model trained at low resolution can be both faster and better there.
+    inference_size: int = 0
 
     def __post_init__(self) -> None:
         if self.backbone not in ("lite0", "resnet101"):

@@ -37,13 +37,23 @@ def describe_weights(path: Path) -> list[str]:
     return lines
 
 
-def convert_weights(source: Path, target: Path, force: bool = False, half: bool = False) -> None:
+def convert_weights(
+    source: Path,
+    target: Path,
+    force: bool = False,
+    half: bool = False,
+    inference_size: int | None = None,
+) -> None:
     """Write any supported file as a vos weights file, checking it loads into our network.
 
+    ``inference_size`` records the short side the network should run at by default.
     ``half`` stores floating-point tensors as float16 (half the size; loading casts them back to
     the network's float32), which is how the shipped default model stays small enough for git.
     """
     weights, _ = normalise_weights(read_weights_file(source), Path(source))
+    if inference_size is not None:
+        weights = dict(weights)
+        weights["config"] = {**weights["config"], "inference_size": inference_size}
     if half:
         weights = dict(weights)
         weights["state_dict"] = {
