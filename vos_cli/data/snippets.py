@@ -117,6 +117,25 @@ class EpochDataset(Dataset):
         self.seed = int(seed)
         self.epoch = 0
 
+    def _set_snippet_shape(
+        self,
+        num_frames: int,
+        size: tuple[int, int],
+        mode: Mode,
+        max_objects: int,
+        augment: bool | AugmentConfig,
+        name: str,
+    ) -> None:
+        """Settings every snippet dataset shares (length, size, object sampling, augmentation)."""
+        self.num_frames = int(num_frames)
+        self.size = (int(size[0]), int(size[1]))
+        self.mode: Mode = mode
+        self.max_objects = 1 if mode == "single" else int(max_objects)
+        if augment is True:
+            augment = AugmentConfig()
+        self.augment: AugmentConfig | None = augment or None
+        self.name = name
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch that ``__getitem__`` draws from."""
         self.epoch = int(epoch)
@@ -187,14 +206,7 @@ class VideoSnippetDataset(EpochDataset):
             raise VosError("num_frames and max_objects must be at least 1")
         super().__init__(samples_per_epoch or len(videos), seed)
         self.videos = list(videos)
-        self.num_frames = int(num_frames)
-        self.size = (int(size[0]), int(size[1]))
-        self.mode: Mode = mode
-        self.max_objects = 1 if mode == "single" else int(max_objects)
-        if augment is True:
-            augment = AugmentConfig()
-        self.augment: AugmentConfig | None = augment or None
-        self.name = name
+        self._set_snippet_shape(num_frames, size, mode, max_objects, augment, name)
         self.max_stride = int(max_stride)
         self.min_area = float(min_area)
         self.max_retries = int(max_retries)

@@ -241,14 +241,7 @@ class SynthVOS(EpochDataset):
         super().__init__(samples_per_epoch, seed)
         self.instances = list(instances)
         self.backgrounds = [Path(p) for p in backgrounds]
-        self.num_frames = int(num_frames)
-        self.size = (int(size[0]), int(size[1]))
-        self.mode: Mode = mode
-        self.max_objects = 1 if mode == "single" else int(max_objects)
-        if augment is True:
-            augment = AugmentConfig()
-        self.augment: AugmentConfig | None = augment or None
-        self.name = name
+        self._set_snippet_shape(num_frames, size, mode, max_objects, augment, name)
         self.max_pasted = int(max_pasted)
         self.min_area = float(min_area)
         self.motion = motion
