@@ -167,7 +167,7 @@ def train(
         str | None,
         typer.Option(
             "--resume",
-            help="Continue from a checkpoint; 'last' (or no value given as '') = the run's last.pt.",
+            help="Continue a run: 'last' (the run folder's checkpoints/last.pt) or a checkpoint path.",
         ),
     ] = None,
     set_: Annotated[
@@ -199,7 +199,7 @@ def train(
         )
     elif (run_dir / "checkpoints" / "last.pt").exists():
         raise VosError(
-            f"{run_dir} already holds a run; continue it with --resume, or choose another --out"
+            f"{run_dir} already holds a run; continue it with --resume last, or choose another --out"
         )
     trainer = Trainer(
         experiment, run_dir, resume=resume_path, log=out_console.print, progress=progress
