@@ -485,7 +485,8 @@ def _fmt(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3f}"
 
 
-def _write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
+def write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
+    """CSV rows with ``\n`` line ends (as the toolkit's pandas output), written atomically."""
     fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
@@ -508,10 +509,10 @@ def write_results_csv(result: BenchResult, out_dir: Path, split: str) -> tuple[P
         global_path = out_dir / f"global_results-{split}.csv"
         seq_path = out_dir / f"per-sequence_results-{split}.csv"
         g = result.global_metrics()
-        _write_csv_atomic(global_path, [list(GLOBAL_COLUMNS), [_fmt(g[c]) for c in GLOBAL_COLUMNS]])
+        write_csv_atomic(global_path, [list(GLOBAL_COLUMNS), [_fmt(g[c]) for c in GLOBAL_COLUMNS]])
         rows = [list(SEQUENCE_COLUMNS)]
         rows += [[o.name, _fmt(o.j_mean), _fmt(o.f_mean)] for o in result.objects]
-        _write_csv_atomic(seq_path, rows)
+        write_csv_atomic(seq_path, rows)
     except OSError as exc:
         raise VosError(f"Cannot write results CSVs to {out_dir}: {exc}") from exc
     return global_path, seq_path

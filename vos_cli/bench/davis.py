@@ -8,7 +8,6 @@ pipeline a user would run, while the model time counts ``Tracker.step`` alone.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import time
 from collections import deque
@@ -35,7 +34,7 @@ from vos_cli.inference.tracker import Tracker
 from vos_cli.io.masks import write_mask
 from vos_cli.io.paths import prepare_output_dir
 from vos_cli.io.video import Prefetcher
-from vos_cli.metrics import BenchResult, evaluate_results, write_results_csv
+from vos_cli.metrics import BenchResult, evaluate_results, write_csv_atomic, write_results_csv
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import load_model
 from vos_cli.weights_registry import resolve_weights
@@ -111,16 +110,14 @@ def _fps(value: float) -> str:
 def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
     """``timing-<split>.csv``: one row per sequence (sequence, frames, model_fps, total_fps)."""
     path = Path(out_dir) / f"timing-{split}.csv"
-    tmp = path.with_name(f".{path.name}.tmp")
+    rows = [list(TIMING_COLUMNS)]
+    rows += [
+        [t.sequence, str(t.frames), f"{t.model_fps:.3f}", f"{t.total_fps:.3f}"]
+        for t in timing.sequences
+    ]
     try:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(TIMING_COLUMNS)
-            for t in timing.sequences:
-                writer.writerow([t.sequence, t.frames, f"{t.model_fps:.3f}", f"{t.total_fps:.3f}"])
-        os.replace(tmp, path)
+        write_csv_atomic(path, rows)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise VosError(f"Cannot write {path}: {exc.strerror or exc}") from None
     return path
 

@@ -31,6 +31,7 @@ from vos_cli.model.factory import (
     load_state_strict,
     normalise_weights,
     read_weights_file,
+    save_weights,
 )
 from vos_cli.model.fold import fold_frozen_batchnorm
 from vos_cli.train.checkpoint import (
@@ -378,8 +379,6 @@ class Trainer:
         return stop
 
     def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
-        from vos_cli.model.factory import save_weights
-
         save_weights(
             self.model,
             self.out_dir / "checkpoints" / "best.pt",
