@@ -115,3 +115,44 @@ def test_argmax_channels_matches_torch_argmax():
     probs = torch.rand(4, 33, 17)
     probs[:, 0, 0] = 0.5  # a tie keeps the lowest index, as torch.argmax does
     torch.testing.assert_close(argmax_channels(probs), probs.argmax(0))
+
+
+def test_reset_starts_a_new_video_exactly_like_a_fresh_tracker(model):
+    frames = moving_shapes_frames(4)
+    reused = Tracker(model, device="cpu", precision="fp32")
+    reused.add_mask(0, np.where(first_mask() == 4, 4, 0).astype(np.uint8))
+    for frame in frames[::-1]:  # another video first: other objects, other frames
+        reused.step(frame)
+    reused.reset()
+    assert reused.object_ids == [] and reused.frame_index == 0
+    fresh = Tracker(model, device="cpu", precision="fp32")
+    for tracker in (reused, fresh):
+        tracker.add_mask(0, first_mask())
+    for frame in frames:
+        np.testing.assert_array_equal(reused.step(frame), fresh.step(frame))
+
+
+def test_compile_applies_to_the_trackers_own_folded_copy(model, monkeypatch):
+    # A deep copy drops a module's compiled forward, so compiling must happen after the copy.
+    compiled = []
+    monkeypatch.setattr("vos_cli.inference.tracker.compile_backbone", lambda m: compiled.append(m))
+    tracker = Tracker(model, device="cpu", precision="fp32", compile=True)
+    assert compiled == [tracker.model] and tracker.model is not model
+    assert Tracker(model, device="cpu", precision="fp32").model is not None and len(compiled) == 1
+
+
+@pytest.mark.slow
+def test_compiled_backbone_gives_the_eager_masks(model):
+    # Inductor generates C++ on CPU; skip where the machine has no compiler for it.
+    import shutil
+
+    if shutil.which("g++") is None and shutil.which("clang++") is None:
+        pytest.skip("no C++ compiler for torch.compile on CPU")
+    frames = moving_shapes_frames(3)
+    outputs = []
+    for compile in (False, True):
+        tracker = Tracker(model, device="cpu", precision="fp32", compile=compile)
+        tracker.add_mask(0, first_mask())
+        outputs.append([tracker.step(frame) for frame in frames])
+    for eager, compiled in zip(*outputs, strict=True):
+        assert (eager != compiled).mean() < 0.001

@@ -36,6 +36,7 @@ class SegmentRequest:
     precision: str = "auto"
     size: int | None = None
     force: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -113,7 +114,13 @@ def segment_video(
         overlay = prepare_output_file(request.overlay, request.force, protect=inputs)
 
     model, _ = load_model(weights)
-    tracker = Tracker(model, device=request.device, precision=request.precision, size=request.size)
+    tracker = Tracker(
+        model,
+        device=request.device,
+        precision=request.precision,
+        size=request.size,
+        compile=request.compile,
+    )
     for frame_index, labels in sorted(given.items()):
         tracker.add_mask(frame_index, labels)
 

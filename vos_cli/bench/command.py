@@ -17,7 +17,7 @@ import typer
 
 from vos_cli.errors import VosError
 
-DATASETS = ("davis17", "davis16", "ytvos", "speed")
+DATASETS = ("davis17", "davis16", "ytvos", "speed", "memory")
 
 
 def _split_names(text: str | None) -> list[str] | None:
@@ -63,7 +63,7 @@ def _progress_bar(console: Any, enabled: bool) -> Iterator[Any]:
 
 
 def bench(
-    dataset: Annotated[str, typer.Argument(help="davis17 | davis16 | ytvos | speed")],
+    dataset: Annotated[str, typer.Argument(help="davis17 | davis16 | ytvos | speed | memory")],
     root: Annotated[
         Path | None, typer.Option("--root", help="Dataset folder (davis17, davis16, ytvos).")
     ] = None,
@@ -118,14 +118,23 @@ def bench(
     frames: Annotated[
         int | None, typer.Option("--frames", help="speed: frames to time (default 100).")
     ] = None,
+    lengths: Annotated[
+        str | None,
+        typer.Option("--lengths", help="memory: video lengths to compare (default 100,10000)."),
+    ] = None,
     height: Annotated[
-        int | None, typer.Option("--height", help="speed: generated frame height (default 480).")
+        int | None,
+        typer.Option("--height", help="speed, memory: generated frame height (default 480)."),
     ] = None,
     width: Annotated[
-        int | None, typer.Option("--width", help="speed: generated frame width (default 854).")
+        int | None,
+        typer.Option("--width", help="speed, memory: generated frame width (default 854)."),
     ] = None,
     objects: Annotated[
-        str | None, typer.Option("--objects", help="speed: object counts (default 1,3,5).")
+        str | None,
+        typer.Option(
+            "--objects", help="speed: object counts (default 1,3,5); memory: one (default 1)."
+        ),
     ] = None,
     backbone: Annotated[
         str | None,
@@ -140,10 +149,15 @@ def bench(
         bool, typer.Option("--compile", help="speed: torch.compile the backbone.")
     ] = False,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="speed: also write the numbers as JSON.")
+        Path | None,
+        typer.Option("--json", help="speed, memory: also write the numbers as JSON."),
     ] = None,
+    overlay: Annotated[
+        bool,
+        typer.Option("--overlay", help="memory: also have vos segment write an overlay video."),
+    ] = False,
 ) -> None:
-    """Benchmark: DAVIS 2017/2016 J&F with frames/s, a YouTube-VOS submission, or raw speed.
+    """Benchmark: DAVIS 2017/2016 J&F with frames/s, a YouTube-VOS submission, raw speed, or whether memory stays flat with video length.
 
     Under torchrun (torchrun --nproc_per_node N --no-python vos bench ...) the sequences are split over the processes; rank 0 scores and writes the CSVs.
     """  # noqa: E501 - typer shows docstring line breaks as they are
@@ -154,31 +168,40 @@ def bench(
     speed_only = {
         "--source": source is not None,
         "--frames": frames is not None,
-        "--height": height is not None,
-        "--width": width is not None,
-        "--objects": objects is not None,
         "--backbone": backbone is not None,
         "--warmup": warmup is not None,
         "--compile": compile_,
+    }
+    memory_only = {"--lengths": lengths is not None, "--overlay": overlay}
+    generated = {
+        "--height": height is not None,
+        "--width": width is not None,
+        "--objects": objects is not None,
         "--json": json_out is not None,
+    }
+    dataset_only = {
+        "--root": root is not None,
+        "--split": split is not None,
+        "--results": results is not None,
+        "--eval-only": eval_only,
+        "--sequences": sequences is not None,
+        "--force": force,
+        "--processes": processes is not None,
+        "--all-frames": all_frames,
     }
     main_rank = os.environ.get("RANK", "0") in ("", "0")
 
-    if dataset == "speed":
-        _refuse(
-            dataset,
-            {
-                "--root": root is not None,
-                "--split": split is not None,
-                "--results": results is not None,
-                "--eval-only": eval_only,
-                "--sequences": sequences is not None,
-                "--force": force,
-                "--processes": processes is not None,
-                "--all-frames": all_frames,
-            },
-            "dataset benchmarks",
+    if dataset == "memory":
+        _refuse(dataset, dataset_only, "dataset benchmarks")
+        _refuse(dataset, speed_only, "`vos bench speed`")
+        _memory(
+            lengths, height, width, objects, weights, size, device, precision, overlay, json_out
         )
+        return
+
+    if dataset == "speed":
+        _refuse(dataset, dataset_only, "dataset benchmarks")
+        _refuse(dataset, memory_only, "`vos bench memory`")
         from vos_cli.bench import speed as sp
 
         report = sp.run_speed_bench(
@@ -202,6 +225,8 @@ def bench(
         return
 
     _refuse(dataset, speed_only, "`vos bench speed`")
+    _refuse(dataset, memory_only, "`vos bench memory`")
+    _refuse(dataset, generated, "`vos bench speed` and `vos bench memory`")
     if root is None:
         raise VosError(f"--root is required: the {dataset} dataset folder")
     names = _split_names(sequences)
@@ -284,3 +309,45 @@ def bench(
         out_console.print(f"note: {report.note}")
     if report.files:
         out_console.print(f"wrote {', '.join(str(p) for p in report.files)}")
+
+
+def _memory(
+    lengths: str | None,
+    height: int | None,
+    width: int | None,
+    objects: str | None,
+    weights: Path | None,
+    size: int | None,
+    device: str,
+    precision: str,
+    overlay: bool,
+    json_out: Path | None,
+) -> None:
+    """``vos bench memory``: the table and a PASSED/FAILED line; exit code 0 either way, since
+    a failed check is a finding to report, not a usage error."""
+    from vos_cli.bench import memory as mem
+    from vos_cli.bench.speed import parse_objects, write_json
+    from vos_cli.cli import err_console, out_console
+
+    count = mem.DEFAULT_OBJECTS
+    if objects is not None:
+        counts = parse_objects(objects)
+        if len(counts) != 1:
+            raise VosError("--objects takes one count for `vos bench memory` (e.g. --objects 3)")
+        count = counts[0]
+    report = mem.run_memory_bench(
+        mem.DEFAULT_LENGTHS if lengths is None else mem.parse_lengths(lengths),
+        height=mem.DEFAULT_HEIGHT if height is None else height,
+        width=mem.DEFAULT_WIDTH if width is None else width,
+        objects=count,
+        weights=weights,
+        size=size,
+        device=device,
+        precision=precision,
+        overlay=overlay,
+        progress=lambda message: err_console.print(f"note: {message}"),
+    )
+    out_console.print(mem.memory_table(report))
+    if json_out is not None:
+        out_console.print(f"wrote {write_json(report.to_dict(), json_out)}")
+    out_console.print(report.verdict())

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -149,22 +149,38 @@ def _ellipse(height: int, width: int, cy: float, cx: float, ry: float, rx: float
     return (slice(y0, y1), slice(x0, x1)), yy**2 + xx**2 <= 1.0
 
 
-def generate_clip(
-    num_frames: int, height: int, width: int, num_objects: int, seed: int = 0
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """A deterministic clip of ellipses drifting over a smooth background, and frame 0's mask.
+@dataclass(frozen=True)
+class _Scene:
+    """What a generated clip is drawn from; each frame is a pure function of it and the index."""
 
-    Needs no files, so ``vos bench speed`` runs anywhere; content does not change the speed of
-    the network, only the frame size and object count do. Object ``k`` is id ``k``.
-    """
-    if num_frames < 1 or height < 16 or width < 16:
-        raise VosError(f"a generated clip needs >= 1 frame of at least 16x16, got {width}x{height}")
+    height: int
+    width: int
+    background: np.ndarray
+    centres: np.ndarray
+    radii: np.ndarray
+    velocity: np.ndarray
+    colours: np.ndarray
+
+    def draw(self, t: int, mask: np.ndarray | None = None) -> np.ndarray:
+        """Frame ``t``; with ``mask``, also paint object ``k``'s pixels there as id ``k + 1``."""
+        frame = self.background.copy()
+        for k in range(len(self.centres)):
+            cy, cx = self.centres[k] + self.velocity[k] * t
+            where, inside = _ellipse(self.height, self.width, cy, cx, *self.radii[k])
+            frame[where][inside] = self.colours[k]
+            if mask is not None:
+                mask[where][inside] = k + 1
+        return frame
+
+
+def _scene(height: int, width: int, num_objects: int, seed: int) -> _Scene:
+    if height < 16 or width < 16:
+        raise VosError(f"a generated clip needs frames of at least 16x16, got {width}x{height}")
     rng = np.random.default_rng(seed)
     ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
     xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
     tint = rng.uniform(0.2, 0.8, (2, 3)).astype(np.float32)
     background = (40 + 160 * (ys * tint[0] + xs * tint[1]) / 2).astype(np.uint8)
-    background = np.broadcast_to(background, (height, width, 3))
     # spread the objects over the frame so each is visible in frame 0
     cols = int(np.ceil(np.sqrt(num_objects)))
     rows = int(np.ceil(num_objects / cols))
@@ -179,29 +195,65 @@ def generate_clip(
     )
     velocity = rng.uniform(-0.004, 0.004, (num_objects, 2)) * np.array([height, width])
     colours = rng.integers(0, 256, (num_objects, 3), dtype=np.uint8)
-    frames: list[np.ndarray] = []
-    first_mask = np.zeros((height, width), dtype=np.uint8)
-    for t in range(num_frames):
-        frame = background.copy()
-        for k in range(num_objects):
-            cy, cx = centres[k] + velocity[k] * t
-            where, inside = _ellipse(height, width, cy, cx, *radii[k])
-            frame[where][inside] = colours[k]
-            if t == 0:
-                first_mask[where][inside] = k + 1
-        frames.append(frame)
-    return frames, first_mask
+    return _Scene(
+        height=height,
+        width=width,
+        background=np.broadcast_to(background, (height, width, 3)),
+        centres=centres,
+        radii=radii,
+        velocity=velocity,
+        colours=colours,
+    )
+
+
+def iter_clip(
+    num_frames: int, height: int, width: int, num_objects: int, seed: int = 0
+) -> Iterator[np.ndarray]:
+    """The frames of :func:`generate_clip` one at a time, so a clip of any length needs the
+    memory of one frame (a 10,000-frame 854x480 list would be 12 GB). Arguments are checked
+    here, not at the first ``next``."""
+    if num_frames < 1:
+        raise VosError(f"a generated clip needs at least 1 frame, got {num_frames}")
+    scene = _scene(height, width, num_objects, seed)
+    return (scene.draw(t) for t in range(num_frames))
+
+
+def first_frame_mask(height: int, width: int, num_objects: int, seed: int = 0) -> np.ndarray:
+    """Frame 0's label map of the clip :func:`iter_clip` generates with the same arguments."""
+    mask = np.zeros((height, width), dtype=np.uint8)
+    _scene(height, width, num_objects, seed).draw(0, mask)
+    return mask
+
+
+def generate_clip(
+    num_frames: int, height: int, width: int, num_objects: int, seed: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """A deterministic clip of ellipses drifting over a smooth background, and frame 0's mask.
+
+    Needs no files, so ``vos bench speed`` runs anywhere; content does not change the speed of
+    the network, only the frame size and object count do. Object ``k`` is id ``k``. Holds every
+    frame: for long clips use :func:`iter_clip` and :func:`first_frame_mask`.
+    """
+    frames = list(iter_clip(num_frames, height, width, num_objects, seed))
+    return frames, first_frame_mask(height, width, num_objects, seed)
 
 
 def synthetic_mask(height: int, width: int, num_objects: int) -> np.ndarray:
     """First-frame mask of ``num_objects`` ellipses in a grid, for a user clip without masks."""
-    _, mask = generate_clip(1, height, width, num_objects)
-    return mask
+    return first_frame_mask(height, width, num_objects)
 
 
-def encode_mp4(frames: list[np.ndarray], path: Path, fps: float = 24.0) -> Path:
-    """H.264 mp4 of the frames (yuv420p, or yuv444p for odd sizes, which 4:2:0 cannot hold)."""
-    height, width = frames[0].shape[:2]
+def encode_mp4(frames: Iterable[np.ndarray], path: Path, fps: float = 24.0) -> Path:
+    """H.264 mp4 of the frames (yuv420p, or yuv444p for odd sizes, which 4:2:0 cannot hold).
+
+    Frames are pulled one at a time (any iterable; the first gives the size), so encoding a
+    generated clip of any length holds one frame.
+    """
+    stream = iter(frames)
+    first = next(stream, None)
+    if first is None:
+        raise VosError(f"no frames to encode into {path}")
+    height, width = first.shape[:2]
     even = height % 2 == 0 and width % 2 == 0
     writer = imageio_ffmpeg.write_frames(
         str(path),
@@ -216,7 +268,11 @@ def encode_mp4(frames: list[np.ndarray], path: Path, fps: float = 24.0) -> Path:
     )
     try:
         writer.send(None)
-        for frame in frames:
+        for frame in itertools.chain([first], stream):
+            if frame.shape[:2] != (height, width):
+                raise VosError(
+                    f"frame of {frame.shape[1]}x{frame.shape[0]} in a {width}x{height} clip"
+                )
             writer.send(np.ascontiguousarray(frame))
     except (OSError, RuntimeError) as exc:
         raise VosError(f"Cannot encode the test clip {path}: {exc}") from None
@@ -277,14 +333,19 @@ class SpeedReport:
         return data
 
 
-def write_speed_json(report: SpeedReport, path: Path) -> Path:
+def write_json(data: dict, path: Path) -> Path:
+    """A benchmark's numbers as indented JSON (``--json``), its folder created if need be."""
     path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
         raise VosError(f"Cannot write {path}: {exc.strerror or exc}") from None
     return path
+
+
+def write_speed_json(report: SpeedReport, path: Path) -> Path:
+    return write_json(report.to_dict(), path)
 
 
 def speed_table(report: SpeedReport) -> Table:
@@ -336,14 +397,6 @@ def _load_speed_model(weights: Path | None, backbone: str | None) -> tuple[AGame
     path = resolve_weights(weights)
     model, _ = load_model(path, expect_backbone=backbone)
     return model, str(path)
-
-
-def _compile(model: AGame) -> None:
-    """torch.compile the backbone, which dominates the per-frame cost; heads stay eager."""
-    try:
-        model.backbone.compile()
-    except Exception as exc:  # noqa: BLE001 - torch raises many types when compile is unsupported
-        raise VosError(f"--compile failed: {exc.__class__.__name__}: {exc}") from None
 
 
 def run_speed_bench(
@@ -409,8 +462,8 @@ def run_speed_bench(
             kind = "frame folder" if isinstance(src, FolderFrameSource) else "video"
             source_label = f"{kind} {video.name}"
         model, weights_label = _load_speed_model(weights, backbone)
-        if compile:
-            _compile(model)
+        # One tracker for every pass: its private model copy is made (and compiled) once.
+        tracker = Tracker(model, device=device, precision=precision, size=size, compile=compile)
         work_h, work_w = working_size(h, w, size)
         report = SpeedReport(
             source=source_label,
@@ -430,31 +483,25 @@ def run_speed_bench(
         for k in counts:
             say(f"{k} object(s): warm-up, model-only pass, end-to-end pass")
             mask = np.where(base_mask <= k, base_mask, 0).astype(np.uint8)
-            report.rows.append(
-                _time_count(model, clip, video, mask, k, tmp, device, precision, size, warmup)
-            )
+            report.rows.append(_time_count(tracker, clip, video, mask, k, tmp, device, warmup))
     report.max_rss_mb = max_rss_mb()
     return report
 
 
-def _new_tracker(
-    model: AGame, mask: np.ndarray, device: str, precision: str, size: int | None
-) -> Tracker:
-    tracker = Tracker(model, device=device, precision=precision, size=size)
+def _restart(tracker: Tracker, mask: np.ndarray) -> Tracker:
+    tracker.reset()
     tracker.add_mask(0, mask)
     return tracker
 
 
 def _time_count(
-    model: AGame,
+    tracker: Tracker,
     clip: list[np.ndarray],
     video: Path,
     mask: np.ndarray,
     count: int,
     tmp: Path,
     device: str,
-    precision: str,
-    size: int | None,
     warmup: int,
 ) -> SpeedRow:
     n = len(clip)
@@ -463,18 +510,18 @@ def _time_count(
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     with RssSampler() as rss:
-        tracker = _new_tracker(model, mask, device, precision, size)
+        tracker = _restart(tracker, mask)
         for i in range(warmup):
             tracker.step(clip[i % n])
 
-        tracker = _new_tracker(model, mask, device, precision, size)
+        tracker = _restart(tracker, mask)
         model_seconds = 0.0
         for frame in clip:
             tic = time.perf_counter()
             tracker.step(frame)  # returns a CPU array, so GPU work is done when it returns
             model_seconds += time.perf_counter() - tic
 
-        tracker = _new_tracker(model, mask, device, precision, size)
+        tracker = _restart(tracker, mask)
         src = open_frames(video)
         done = 0
         try:

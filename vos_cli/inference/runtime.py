@@ -61,3 +61,16 @@ def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+def compile_backbone(model: torch.nn.Module) -> None:
+    """``torch.compile`` the backbone, most of a frame's cost; the heads stay eager.
+
+    The heads' batch is the object count, which would recompile them for every count. Compiling
+    takes about half a minute on 2 CPU cores (inductor needs a C++ compiler on CPU) and paid off
+    for one object in ``vos bench speed --compile``, so it is opt-in.
+    """
+    try:
+        model.backbone.compile()
+    except Exception as exc:  # noqa: BLE001 - torch raises many types when compile is unsupported
+        raise VosError(f"--compile failed: {exc.__class__.__name__}: {exc}") from None

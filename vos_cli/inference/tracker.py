@@ -16,7 +16,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vos_cli.errors import VosError
-from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision
+from vos_cli.inference.runtime import (
+    autocast,
+    compile_backbone,
+    resolve_device,
+    resolve_precision,
+)
 from vos_cli.model.agame import STRIDE, AGame, ObjectState, pool_to_stride16, two_channel
 from vos_cli.model.aggregation import aggregate
 from vos_cli.model.fold import fold_frozen_batchnorm
@@ -57,6 +62,7 @@ class Tracker:
         device: str = "auto",
         precision: str = "auto",
         size: int | None = None,
+        compile: bool = False,
     ):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -67,11 +73,17 @@ class Tracker:
         self.model = model.to(self.device)
         if self.device.type == "cpu" or self.dtype != torch.float32:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if compile:  # on the private copy: a deep copy drops a module's compiled forward
+            compile_backbone(self.model)
         if size is None:  # the model's own preference (0: the video's resolution)
             size = model.config.inference_size
         if size < 0 or 0 < size < STRIDE:
             raise VosError(f"--size must be 0 (native) or at least {STRIDE} pixels, got {size}")
         self.size = size or None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every object and frame: ready for a new video with the same (compiled) model."""
         self.frame_index = 0
         self.object_ids: list[int] = []
         self.state: ObjectState | None = None
