@@ -156,3 +156,13 @@ def test_compiled_backbone_gives_the_eager_masks(model):
         outputs.append([tracker.step(frame) for frame in frames])
     for eager, compiled in zip(*outputs, strict=True):
         assert (eager != compiled).mean() < 0.001
+
+
+def test_cudnn_autotuning_only_for_cuda(monkeypatch):
+    from vos_cli.inference.runtime import tune_for_device
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    tune_for_device(torch.device("cpu"))
+    assert torch.backends.cudnn.benchmark is False
+    tune_for_device(torch.device("cuda"))  # only sets a flag: no GPU needed
+    assert torch.backends.cudnn.benchmark is True

@@ -53,6 +53,13 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if cpu_supports_bf16() else torch.float32
 
 
+def tune_for_device(device: torch.device) -> None:
+    """Let cuDNN pick the fastest kernels on CUDA: a video's (or a training run's) input size is
+    fixed, so the one-off search on the first frame pays for itself. Nothing to do on the CPU."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
     """Autocast to ``dtype`` on ``device``; a no-op for float32."""

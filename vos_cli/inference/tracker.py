@@ -21,6 +21,7 @@ from vos_cli.inference.runtime import (
     compile_backbone,
     resolve_device,
     resolve_precision,
+    tune_for_device,
 )
 from vos_cli.model.agame import STRIDE, AGame, ObjectState, pool_to_stride16, two_channel
 from vos_cli.model.aggregation import aggregate
@@ -66,6 +67,7 @@ class Tracker:
     ):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
+        tune_for_device(self.device)
         # A private copy with frozen BatchNorms folded into their convolutions: the same
         # function, one pass less over every backbone feature map.
         model = copy.deepcopy(model).eval().requires_grad_(False)

@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from vos_cli.errors import VosError
-from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision
+from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision, tune_for_device
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import (
     build_model,
@@ -149,6 +149,7 @@ class Trainer:
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
         self.device = device
+        tune_for_device(device)
         self.dtype = resolve_precision(cfg.train.precision, device)
         torch.manual_seed(cfg.train.seed)
         # A run started from a file that carries its own backbone (e.g. the authors' release)
