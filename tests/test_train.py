@@ -136,3 +136,17 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     log = records(tmp_path / "ddp")
     assert [r["step"] for r in log] == [1, 2]  # rank 0 alone logs
     assert (tmp_path / "ddp" / "checkpoints" / "last.pt").is_file()
+
+
+def test_validates_every_n_epochs_and_always_after_the_last(tmp_path):
+    config = load_config("smoke", ["val.kind=davis16", "val.every_epochs=2", "optim.epochs=3"])
+    scored: list[int] = []
+
+    def fake_validate(model, val_cfg, device, dtype) -> dict[str, float]:
+        scored.append(len(scored))
+        return {"score": 0.5 + 0.1 * len(scored)}
+
+    Trainer(config, tmp_path, log=lambda m: None, progress=False, validate=fake_validate).run()
+    val_epochs = [r["epoch"] for r in records(tmp_path) if r["type"] == "val"]
+    assert val_epochs == [2, 3]  # epoch 2 by the interval, epoch 3 because it is the last
+    assert (tmp_path / "checkpoints" / "best.pt").is_file()

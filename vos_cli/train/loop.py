@@ -344,7 +344,8 @@ class Trainer:
     def _end_of_epoch(self, epoch: int) -> bool:
         """Validate, track the best checkpoint; True when early stopping says stop."""
         cfg = self.config
-        if cfg.val.kind == "none" or epoch % max(1, cfg.val.every_epochs) != 0:
+        last = epoch == cfg.optim.epochs  # always scored: the run's final weights are a candidate
+        if cfg.val.kind == "none" or (epoch % max(1, cfg.val.every_epochs) != 0 and not last):
             return False
         metrics: dict[str, float] = {}
         if self.is_main:
