@@ -30,7 +30,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from vos_cli.bench.speed import encode_mp4, first_frame_mask, iter_clip
+from vos_cli.bench.speed import encode_mp4, first_frame_mask, iter_clip, per_second
 from vos_cli.errors import VosError
 from vos_cli.io.masks import write_mask
 
@@ -78,7 +78,7 @@ class MemoryRow:
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+        return per_second(self.frames, self.seconds)
 
 
 @dataclass

@@ -284,6 +284,11 @@ def encode_mp4(frames: Iterable[np.ndarray], path: Path, fps: float = 24.0) -> P
 # ----------------------------------------------------------------------------- results
 
 
+def per_second(count: int, seconds: float) -> float:
+    """A rate that reads as missing (nan) rather than infinite when nothing was timed."""
+    return count / seconds if seconds > 0 else float("nan")
+
+
 @dataclass
 class SpeedRow:
     """One object count's measurements."""
@@ -298,11 +303,11 @@ class SpeedRow:
 
     @property
     def model_fps(self) -> float:
-        return self.frames / self.model_seconds if self.model_seconds > 0 else float("nan")
+        return per_second(self.frames, self.model_seconds)
 
     @property
     def e2e_fps(self) -> float:
-        return self.frames / self.e2e_seconds if self.e2e_seconds > 0 else float("nan")
+        return per_second(self.frames, self.e2e_seconds)
 
 
 @dataclass
