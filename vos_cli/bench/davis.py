@@ -30,7 +30,7 @@ from vos_cli.data.davis import DavisSequence, load_davis
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device, resolve_precision
 from vos_cli.inference.sequences import first_appearances
-from vos_cli.inference.tracker import Tracker
+from vos_cli.inference.tracker import Tracker, check_size
 from vos_cli.io.masks import write_mask
 from vos_cli.io.paths import prepare_output_dir
 from vos_cli.io.video import Prefetcher
@@ -304,8 +304,7 @@ def default_processes() -> int:
 def check_run_options(device: str, precision: str, size: int | None) -> None:
     """Fail on bad --device/--precision/--size before any folder is made or model loaded."""
     resolve_precision(precision, resolve_device(device))
-    if size is not None and (size < 0 or 0 < size < 16):
-        raise VosError(f"--size must be 0 (native) or at least 16 pixels, got {size}")
+    check_size(size)
 
 
 def _fully_annotated(sequences: list[DavisSequence]) -> bool:

@@ -30,8 +30,15 @@ from pathlib import Path
 
 from rich.table import Table
 
-from vos_cli.bench.speed import encode_mp4, first_frame_mask, iter_clip, per_second
+from vos_cli.bench.speed import (
+    encode_mp4,
+    first_frame_mask,
+    iter_clip,
+    per_second,
+    ru_maxrss_mb,
+)
 from vos_cli.errors import VosError
+from vos_cli.inference.tracker import check_size
 from vos_cli.io.masks import write_mask
 
 DEFAULT_LENGTHS = (100, 10_000)
@@ -154,10 +161,6 @@ def memory_table(report: MemoryReport) -> Table:
 # ----------------------------------------------------------------------------- the benchmark
 
 
-def _maxrss_mb(kilo_or_bytes: int) -> float:
-    return kilo_or_bytes / (1024.0 * 1024.0) if sys.platform == "darwin" else kilo_or_bytes / 1024.0
-
-
 def _last_line(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -214,7 +217,7 @@ def _run_child(argv: list[str], stderr_path: Path) -> tuple[int, float, float]:
         seconds = time.perf_counter() - tic
     try:
         result = json.loads(said.decode("utf-8", errors="replace").strip().splitlines()[-1])
-        return int(result["code"]), seconds, _maxrss_mb(int(result["maxrss"]))
+        return int(result["code"]), seconds, ru_maxrss_mb(int(result["maxrss"]))
     except (ValueError, IndexError, KeyError, TypeError):
         line = _last_line(stderr_path) or _describe_exit(reaper.returncode)
         raise VosError(f"the process that runs vos segment failed: {line}") from None
@@ -270,8 +273,7 @@ def run_memory_bench(
         raise VosError(f"video lengths must be 1 frame or more, got {lengths}")
     if not 1 <= objects <= 254:
         raise VosError(f"--objects: {objects} is not an object count from 1 to 254")
-    if size is not None and (size < 0 or 0 < size < 16):
-        raise VosError(f"--size must be 0 (native) or at least 16 pixels, got {size}")
+    check_size(size)
     base_mask = first_frame_mask(height, width, objects)  # also checks the frame size
     report = MemoryReport(
         height=height,

@@ -33,7 +33,7 @@ from rich.table import Table
 
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device, resolve_precision
-from vos_cli.inference.tracker import Tracker, working_size
+from vos_cli.inference.tracker import Tracker, check_size, working_size
 from vos_cli.io.masks import MaskWriter
 from vos_cli.io.video import FolderFrameSource, Prefetcher, open_frames
 from vos_cli.model.agame import AGame
@@ -65,10 +65,14 @@ def current_rss_mb() -> float | None:
     return None
 
 
+def ru_maxrss_mb(value: int) -> float:
+    """A ``ru_maxrss`` in MB: the field is in kB on Linux but in bytes on macOS."""
+    return value / _MB if sys.platform == "darwin" else value / 1024.0
+
+
 def max_rss_mb() -> float:
-    """Peak RSS over the process's lifetime (``ru_maxrss``: kB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / _MB if sys.platform == "darwin" else peak / 1024.0
+    """Peak RSS over this process's lifetime."""
+    return ru_maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 class RssSampler:
@@ -442,8 +446,7 @@ def run_speed_bench(
         raise VosError("--height/--width size generated frames; with --source use --size instead")
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    if size is not None and (size < 0 or 0 < size < 16):
-        raise VosError(f"--size must be 0 (native) or at least 16 pixels, got {size}")
+    check_size(size)
     rss_start = current_rss_mb()
 
     with tempfile.TemporaryDirectory(prefix="vos-speed-") as tmp_name:
@@ -493,10 +496,9 @@ def run_speed_bench(
     return report
 
 
-def _restart(tracker: Tracker, mask: np.ndarray) -> Tracker:
+def _restart(tracker: Tracker, mask: np.ndarray) -> None:
     tracker.reset()
     tracker.add_mask(0, mask)
-    return tracker
 
 
 def _time_count(
@@ -515,18 +517,18 @@ def _time_count(
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     with RssSampler() as rss:
-        tracker = _restart(tracker, mask)
+        _restart(tracker, mask)
         for i in range(warmup):
             tracker.step(clip[i % n])
 
-        tracker = _restart(tracker, mask)
+        _restart(tracker, mask)
         model_seconds = 0.0
         for frame in clip:
             tic = time.perf_counter()
             tracker.step(frame)  # returns a CPU array, so GPU work is done when it returns
             model_seconds += time.perf_counter() - tic
 
-        tracker = _restart(tracker, mask)
+        _restart(tracker, mask)
         src = open_frames(video)
         done = 0
         try:

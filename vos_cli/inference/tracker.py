@@ -30,6 +30,12 @@ from vos_cli.model.fold import fold_frozen_batchnorm
 IGNORE = 255
 
 
+def check_size(size: int | None) -> None:
+    """``--size``: None (the model's own), 0 (the video's resolution) or one network stride up."""
+    if size is not None and (size < 0 or 0 < size < STRIDE):
+        raise VosError(f"--size must be 0 (native) or at least {STRIDE} pixels, got {size}")
+
+
 def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
     """The network's input size: the short side scaled to ``size`` (never up), aspect kept.
 
@@ -79,8 +85,7 @@ class Tracker:
             compile_backbone(self.model)
         if size is None:  # the model's own preference (0: the video's resolution)
             size = model.config.inference_size
-        if size < 0 or 0 < size < STRIDE:
-            raise VosError(f"--size must be 0 (native) or at least {STRIDE} pixels, got {size}")
+        check_size(size)
         self.size = size or None
         self.reset()
 
