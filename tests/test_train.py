@@ -93,6 +93,8 @@ def test_resume_gives_identical_weights(tmp_path):
         (["--set", "optim.learning_rate=1"], "unknown config key 'optim.learning_rate'"),
         (["--set", "data.batch_size='four'"], "must be int"),
         (["--set", "data.sources=[{kind='davis16', root='/no/such/folder'}]"], "not found"),
+        (["--set", "data.size=[360, 640]"], "multiples of 16"),
+        (["--set", "data.max_stride=0"], "'data.max_stride' must be at least 1"),
     ],
 )
 def test_config_errors_are_one_line(extra, message, tmp_path):
@@ -102,6 +104,22 @@ def test_config_errors_are_one_line(extra, message, tmp_path):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_max_stride_reaches_the_real_video_sources(tmp_path):
+    from tests.test_bench_davis import make_davis16
+    from vos_cli.train.datasets import build_training_dataset
+
+    root = make_davis16(tmp_path / "davis", ["a", "b"])
+    config = load_config(
+        "smoke",
+        [
+            f"data.sources=[{{kind='davis16', root='{root}', split='val'}}]",
+            "data.max_stride=3",
+        ],
+    )
+    dataset = build_training_dataset(config)
+    assert dataset.max_stride == 3
 
 
 def test_unknown_config_name():

@@ -44,6 +44,9 @@ class DataConfig:
     mode: str = "single"
     max_objects: int = 3
     augment: bool = True
+    max_stride: int = 1
+    """Largest gap between a real video's sampled frames (each snippet draws one in [1, this]):
+    gaps above 1 show the network faster motion than consecutive frames do."""
     sources: list[SourceConfig] = field(default_factory=list)
 
 
@@ -146,8 +149,15 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         raise VosError(
             "config key 'data.num_frames' must be at least 2 (frame 0 is the given mask)"
         )
+    if config.data.max_stride < 1:
+        raise VosError("config key 'data.max_stride' must be at least 1")
     if len(config.data.size) != 2:
         raise VosError("config key 'data.size' must be [height, width]")
+    if any(side <= 0 or side % 16 for side in config.data.size):
+        raise VosError(
+            f"config key 'data.size' must be positive multiples of 16 (the backbone's stride), "
+            f"got {config.data.size}"
+        )
     return config
 
 

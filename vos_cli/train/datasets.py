@@ -34,12 +34,16 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
 
         year = "2016" if source.kind == "davis16" else "2017"
         videos = load_davis(root, source.split, year)
-        return VideoSnippetDataset(videos, augment=data.augment, name=source.kind, **common)
+        return VideoSnippetDataset(
+            videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
+        )
     if source.kind == "ytvos":
         from vos_cli.data.ytvos import load_ytvos
 
         videos = load_ytvos(root, source.split)
-        return VideoSnippetDataset(videos, augment=data.augment, name="ytvos", **common)
+        return VideoSnippetDataset(
+            videos, augment=data.augment, name="ytvos", max_stride=data.max_stride, **common
+        )
     from vos_cli.data.synth import SynthVOS, load_synth_source
 
     split = source.split if source.kind == "synth-coco" else ""
