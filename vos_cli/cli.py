@@ -255,6 +255,22 @@ def weights_convert(
     out_console.print(f"wrote {target}")
 
 
+@weights_app.command("average")
+@handles_errors
+def weights_average(
+    sources: Annotated[
+        list[Path], typer.Argument(help="Checkpoints of one run (vos weights or training).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output vos weights file.")],
+    force: ForceOpt = False,
+) -> None:
+    """Average the weights of several checkpoints of one run (stochastic weight averaging)."""
+    from vos_cli.model.weights_average import average_weights
+
+    average_weights(sources, out, force=force)
+    out_console.print(f"wrote {out} (the mean of {len(sources)} checkpoints)")
+
+
 app.command("bench")(handles_errors(bench))
 
 
