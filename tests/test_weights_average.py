@@ -48,7 +48,7 @@ def _saved(tmp_path, name, seed, **config):
     torch.manual_seed(seed)
     model = build_model(ModelConfig(**{**TINY, **config}), backbone_weights=None)
     path = tmp_path / name
-    save_weights(model, path, include_backbone=True)
+    save_weights(model, path, include_backbone=True, meta={"step": seed, "val": {"jf": 0.5}})
     return path
 
 
@@ -65,6 +65,7 @@ def test_average_of_two_models_through_the_cli(tmp_path):
     expected = ((sa[key].double() + sb[key].double()) / 2).float()
     torch.testing.assert_close(mean["state_dict"][key], expected, rtol=0, atol=1e-7)
     assert mean["meta"]["averaged_from"] == "a.pt, b.pt"
+    assert "val" not in mean["meta"] and "step" not in mean["meta"]
     again = runner.invoke(app, ["weights", "average", str(a), str(b), "--out", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
 

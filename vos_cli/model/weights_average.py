@@ -26,6 +26,10 @@ from vos_cli.model.factory import (
     read_weights_file,
 )
 
+# Meta entries that describe the run rather than one checkpoint of it (a step or a validation
+# score of the first source would be wrong for the mean).
+_RUN_META = ("config_name",)
+
 
 def _comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config without test-time settings, which do not change the weights' meaning."""
@@ -82,7 +86,8 @@ def average_weights(sources: Sequence[Path], target: Path, force: bool = False) 
         **first,
         "state_dict": average_state_dicts([w["state_dict"] for w in loaded]),
         "meta": {
-            **first.get("meta", {}),
+            **{k: v for k, v in first.get("meta", {}).items() if k in _RUN_META},
+            "steps": ", ".join(str(w.get("meta", {}).get("step", "?")) for w in loaded),
             "averaged_from": ", ".join(Path(p).name for p in sources),
         },
     }
