@@ -27,7 +27,9 @@ def records(run_dir: Path) -> list[dict]:
 
 def test_smoke_trains_and_loss_falls(tmp_path):
     result = runner.invoke(
-        app, ["train", "--config", "smoke", "--out", str(tmp_path / "run"), "--no-progress"]
+        app,
+        ["train", "--config", "smoke", "--out", str(tmp_path / "run"), "--no-progress"]
+        + ["--set", "train.snapshot_every=5"],
     )
     assert result.exit_code == 0, result.output
     log = records(tmp_path / "run")
@@ -38,6 +40,13 @@ def test_smoke_trains_and_loss_falls(tmp_path):
     # the checkpoint is usable as weights
     info = runner.invoke(app, ["weights", "info", str(tmp_path / "run/checkpoints/last.pt")])
     assert info.exit_code == 0 and "training checkpoint" in info.output
+    # weight snapshots every 5 steps, which average into one model
+    snapshots = sorted((tmp_path / "run" / "checkpoints" / "snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["step_000005.pt", "step_000010.pt"]
+    mean = tmp_path / "mean.pt"
+    averaged = runner.invoke(app, ["weights", "average", *map(str, snapshots), "-o", str(mean)])
+    assert averaged.exit_code == 0, averaged.output
+    assert "steps: 5, 10" in runner.invoke(app, ["weights", "info", str(mean)]).output
 
 
 class OneClip(MovingShapes):

@@ -78,6 +78,9 @@ class TrainConfig:
     threads: int = 0
     log_every: int = 10
     checkpoint_every: int = 200
+    snapshot_every: int = 0
+    """Also keep the weights every this many steps (``checkpoints/snapshots/step_NNNNNN.pt``), for
+    ``vos weights average``; 0 keeps none."""
     patience: int = 0
     max_steps: int = 0
     init_weights: str = ""

@@ -295,6 +295,8 @@ class Trainer:
                         self._write_log({"type": "train", **record})
                     if self.step % cfg.train.checkpoint_every == 0:
                         self._save("last.pt", epoch, batch_in_epoch)
+                    if cfg.train.snapshot_every and self.step % cfg.train.snapshot_every == 0:
+                        self._save_snapshot(epoch)
                     if interrupt.requested or self.step >= total_steps:
                         break
                 if interrupt.requested:
@@ -379,6 +381,16 @@ class Trainer:
             dist.broadcast(flag, src=0)
             stop = bool(flag.item())
         return stop
+
+    def _save_snapshot(self, epoch: int) -> None:
+        """Weights only (no optimizer state): the points that ``vos weights average`` averages."""
+        if self.is_main:
+            save_weights(
+                self.model,
+                self.out_dir / "checkpoints" / "snapshots" / f"step_{self.step:06d}.pt",
+                include_backbone=self.include_backbone,
+                meta={"step": self.step, "epoch": epoch, "config_name": self.config.name},
+            )
 
     def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
         save_weights(
