@@ -114,3 +114,22 @@ def test_synth_determinism(tmp_path: Path):
     assert not torch.equal(a.sample(2, 3)["images"], x["images"])
     a.set_epoch(1)
     assert torch.equal(a[3]["labels"], x["labels"])
+
+
+def test_twins_add_a_copy_of_one_object(tmp_path: Path):
+    """With one source object and one paste, a twin is the only way to get a second object."""
+    _make_yolo(tmp_path, n=1)
+    instances, backgrounds = load_synth_source(tmp_path)
+
+    def counts(twin_prob: float) -> list[int]:
+        ds = SynthVOS(
+            instances, backgrounds, 3, SIZE, max_pasted=1, seed=2, samples_per_epoch=8,
+            twin_prob=twin_prob,
+        )  # fmt: skip
+        return [ds[i]["num_objects"] for i in range(8)]
+
+    assert counts(0.0) == [1] * 8
+    twins = counts(1.0)
+    assert set(twins) <= {1, 2} and twins.count(2) >= 6  # a twin may hide behind the other
+    with pytest.raises(VosError, match="twin_prob"):
+        SynthVOS(instances, backgrounds, 3, SIZE, twin_prob=1.5)

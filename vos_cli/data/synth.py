@@ -206,7 +206,8 @@ class SynthVOS(EpochDataset):
     """Synthetic snippets in the training dict format (see :mod:`vos_cli.data.snippets`).
 
     ``mode="single"``: one of the pasted objects is the target (id 1), the others stay in the
-    video as unlabelled distractors. ``mode="multi"``: up to ``max_objects`` visible objects get
+    video as unlabelled distractors. With probability ``twin_prob`` one object is pasted twice,
+    a distractor that appearance alone cannot reject (like a second dancer in the same dress). ``mode="multi"``: up to ``max_objects`` visible objects get
     ids 1..O (random order), any further ones are distractors. ``augment`` adds colour jitter
     (geometry is random already).
     """
@@ -229,6 +230,7 @@ class SynthVOS(EpochDataset):
         motion: MotionConfig = MotionConfig(),
         max_retries: int = 20,
         cache_size: int = 256,
+        twin_prob: float = 0.0,
     ) -> None:
         if not instances:
             raise VosError("SynthVOS needs at least one object instance")
@@ -238,7 +240,10 @@ class SynthVOS(EpochDataset):
             raise VosError(f"unknown sampling mode {mode!r} (expected 'single' or 'multi')")
         if num_frames < 1 or max_objects < 1 or max_pasted < 1:
             raise VosError("num_frames, max_objects and max_pasted must be at least 1")
+        if not 0.0 <= twin_prob <= 1.0:
+            raise VosError(f"twin_prob must be in [0, 1], got {twin_prob}")
         super().__init__(samples_per_epoch, seed)
+        self.twin_prob = float(twin_prob)
         self.instances = list(instances)
         self.backgrounds = [Path(p) for p in backgrounds]
         self._set_snippet_shape(num_frames, size, mode, max_objects, augment, name)
@@ -452,6 +457,10 @@ class SynthVOS(EpochDataset):
         for _ in range(self.max_retries):
             count = int(rng.integers(1, self.max_pasted + 1))
             picks = rng.integers(len(self.instances), size=count)
+            if rng.random() < self.twin_prob:
+                # A second copy of one object on its own path: only where it was in frame 0
+                # tells the two apart, which is what the mask propagation has to learn.
+                picks = np.append(picks, picks[0])
             cutouts = [(k, self._cutout(int(k))) for k in picks]
             cutouts = [(k, c) for k, c in cutouts if c is not None]
             if not cutouts:

@@ -32,6 +32,8 @@ class SourceConfig:
     root: str = ""
     split: str = "train"
     weight: float = 1.0
+    twin_prob: float = 0.0
+    """Synthetic sources only: how often one pasted object gets an identical twin distractor."""
 
 
 @dataclass

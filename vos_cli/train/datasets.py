@@ -48,7 +48,14 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
 
     split = source.split if source.kind == "synth-coco" else ""
     instances, backgrounds = load_synth_source(root, split or "train2017")
-    return SynthVOS(instances, backgrounds, augment=data.augment, name=source.kind, **common)
+    return SynthVOS(
+        instances,
+        backgrounds,
+        augment=data.augment,
+        name=source.kind,
+        twin_prob=source.twin_prob,
+        **common,
+    )
 
 
 def build_training_dataset(config: ExperimentConfig) -> EpochDataset:
