@@ -131,6 +131,15 @@ def test_max_stride_reaches_the_real_video_sources(tmp_path):
     assert dataset.max_stride == 3
 
 
+def test_every_shipped_config_parses():
+    from vos_cli.train.config import builtin_config_names
+
+    names = builtin_config_names()
+    assert {"smoke", "lite0-cpu", "paper-r101"} <= set(names)
+    for name in names:
+        assert load_config(name).name == name
+
+
 def test_unknown_config_name():
     with pytest.raises(VosError, match="not found"):
         load_config("no-such-config")
