@@ -104,6 +104,8 @@ def test_resume_gives_identical_weights(tmp_path):
         (["--set", "data.sources=[{kind='davis16', root='/no/such/folder'}]"], "not found"),
         (["--set", "data.size=[360, 640]"], "multiples of 16"),
         (["--set", "data.max_stride=0"], "'data.max_stride' must be at least 1"),
+        (["--set", "data.sources=[{kind='generated', twin_prob=0.5}]"], "synthetic sources only"),
+        (["--set", "data.sources=[{kind='synth-coco', twin_prob=2.0}]"], "must be in [0, 1]"),
     ],
 )
 def test_config_errors_are_one_line(extra, message, tmp_path):

@@ -207,9 +207,9 @@ class SynthVOS(EpochDataset):
 
     ``mode="single"``: one of the pasted objects is the target (id 1), the others stay in the
     video as unlabelled distractors. With probability ``twin_prob`` one object is pasted twice,
-    a distractor that appearance alone cannot reject (like a second dancer in the same dress). ``mode="multi"``: up to ``max_objects`` visible objects get
-    ids 1..O (random order), any further ones are distractors. ``augment`` adds colour jitter
-    (geometry is random already).
+    a distractor that appearance alone cannot reject (like a second dancer in the same dress).
+    ``mode="multi"``: up to ``max_objects`` visible objects get ids 1..O (random order), any
+    further ones are distractors. ``augment`` adds colour jitter (geometry is random already).
     """
 
     def __init__(

@@ -148,6 +148,13 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
                 f"config key 'data.sources[{i}].kind': unknown kind {source.kind!r} "
                 f"(choose from {', '.join(SOURCE_KINDS)})"
             )
+        if source.twin_prob and not source.kind.startswith("synth"):
+            raise VosError(
+                f"config key 'data.sources[{i}].twin_prob' applies to synthetic sources only "
+                f"(this one is {source.kind!r})"
+            )
+        if not 0.0 <= source.twin_prob <= 1.0:
+            raise VosError(f"config key 'data.sources[{i}].twin_prob' must be in [0, 1]")
     if config.data.mode not in ("single", "multi"):
         raise VosError("config key 'data.mode' must be 'single' or 'multi'")
     if config.data.num_frames < 2:
