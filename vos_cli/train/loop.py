@@ -382,28 +382,22 @@ class Trainer:
             stop = bool(flag.item())
         return stop
 
-    def _save_snapshot(self, epoch: int) -> None:
-        """Weights only (no optimizer state): the points that ``vos weights average`` averages."""
-        if self.is_main:
-            save_weights(
-                self.model,
-                self.out_dir / "checkpoints" / "snapshots" / f"step_{self.step:06d}.pt",
-                include_backbone=self.include_backbone,
-                meta={"step": self.step, "epoch": epoch, "config_name": self.config.name},
-            )
-
-    def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
+    def _save_weights(self, relative: str, epoch: int, **meta: Any) -> None:
+        """The model alone, as a vos weights file under ``checkpoints/`` (no optimizer state)."""
         save_weights(
             self.model,
-            self.out_dir / "checkpoints" / "best.pt",
+            self.out_dir / "checkpoints" / relative,
             include_backbone=self.include_backbone,
-            meta={
-                "step": self.step,
-                "epoch": epoch,
-                "val": metrics,
-                "config_name": self.config.name,
-            },
+            meta={"step": self.step, "epoch": epoch, **meta, "config_name": self.config.name},
         )
+
+    def _save_snapshot(self, epoch: int) -> None:
+        """The points that ``vos weights average`` averages."""
+        if self.is_main:
+            self._save_weights(f"snapshots/step_{self.step:06d}.pt", epoch)
+
+    def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
+        self._save_weights("best.pt", epoch, val=metrics)
 
     def _progress(self, total: int):
         from vos_cli.train.progress import training_progress
