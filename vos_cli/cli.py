@@ -17,6 +17,7 @@ from rich.console import Console
 
 from vos_cli.bench.command import bench
 from vos_cli.errors import VosError
+from vos_cli.inference.adapt_config import DEFAULT_ADAPT_STEPS, adapt_config
 
 app = typer.Typer(
     name="vos",
@@ -48,6 +49,15 @@ SizeOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+AdaptOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--adapt",
+        help="Fine-tune the heads for this many steps on videos dreamed from the first mask "
+        "before tracking (better masks, a one-off cost); 0 = off. Default: "
+        f"{DEFAULT_ADAPT_STEPS}.",
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -95,6 +105,7 @@ def segment(
     precision: PrecisionOpt = "auto",
     size: SizeOpt = None,
     force: ForceOpt = False,
+    adapt: AdaptOpt = None,
     compile: Annotated[
         bool,
         typer.Option(
@@ -125,6 +136,7 @@ def segment(
         size=size,
         force=force,
         compile=compile,
+        adapt=adapt_config(adapt),
     )
     columns = (
         TextColumn("[bold]segment"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vos_cli.errors import VosError
+from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.tracker import Tracker
 from vos_cli.io.masks import MaskWriter, object_ids, read_mask, resize_nearest
 from vos_cli.io.overlay import OverlayWriter
@@ -37,6 +38,7 @@ class SegmentRequest:
     size: int | None = None
     force: bool = False
     compile: bool = False
+    adapt: AdaptConfig | None = None
 
 
 @dataclass
@@ -120,6 +122,7 @@ def segment_video(
         precision=request.precision,
         size=request.size,
         compile=request.compile,
+        adapt=request.adapt,
     )
     for frame_index, labels in sorted(given.items()):
         tracker.add_mask(frame_index, labels)

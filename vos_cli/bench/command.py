@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from vos_cli.errors import VosError
+from vos_cli.inference.adapt_config import DEFAULT_ADAPT_STEPS, adapt_config
 
 DATASETS = ("davis17", "davis16", "ytvos", "speed", "memory")
 
@@ -96,6 +97,14 @@ def bench(
         typer.Option(
             "--size",
             help="Network short side (default: the model's own; 0 = the video's resolution).",
+        ),
+    ] = None,
+    adapt: Annotated[
+        int | None,
+        typer.Option(
+            "--adapt",
+            help="davis17, davis16, ytvos: first-frame adaptation steps per video, 0 = off "
+            f"(default {DEFAULT_ADAPT_STEPS}, as vos segment).",
         ),
     ] = None,
     force: Annotated[
@@ -188,6 +197,7 @@ def bench(
         "--force": force,
         "--processes": processes is not None,
         "--all-frames": all_frames,
+        "--adapt": adapt is not None,
     }
     main_rank = os.environ.get("RANK", "0") in ("", "0")
 
@@ -252,6 +262,7 @@ def bench(
                 device=device,
                 precision=precision,
                 size=size,
+                adapt=adapt_config(adapt),
                 force=force,
                 progress=progress,
             )
@@ -272,6 +283,8 @@ def bench(
     from vos_cli.bench.davis import run_davis_bench, timing_table
     from vos_cli.metrics import results_table
 
+    if eval_only and adapt is not None:
+        raise VosError("--adapt runs the model, which --eval-only does not")
     the_split = split or "val"
     with _progress_bar(err_console, main_rank) as progress:
         report = run_davis_bench(
@@ -285,6 +298,7 @@ def bench(
             device=device,
             precision=precision,
             size=size,
+            adapt=adapt_config(adapt),
             force=force,
             processes=processes,
             progress=progress,

@@ -28,6 +28,7 @@ from vos_cli.bench.distributed import (
 )
 from vos_cli.data.davis import DavisSequence, load_davis
 from vos_cli.errors import VosError
+from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import resolve_device, resolve_precision
 from vos_cli.inference.sequences import first_appearances
 from vos_cli.inference.tracker import Tracker, check_size
@@ -40,7 +41,7 @@ from vos_cli.model.factory import load_model
 from vos_cli.weights_registry import resolve_weights
 
 DAVIS_DATASETS = {"davis17": "2017", "davis16": "2016"}
-TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps")
+TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps", "adapt_seconds")
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)`` with phase ``"segment"`` or ``"score"``."""
@@ -55,13 +56,18 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 @dataclass(frozen=True)
 class SequenceTiming:
-    """How long one sequence took: the network alone, and decode + network + PNG writing."""
+    """How long one sequence took: the network alone, and decode + network + PNG writing.
+
+    ``adapt_seconds`` is the one-off first-frame adaptation (``--adapt``): in the end-to-end
+    time, not in the network's per-frame time.
+    """
 
     sequence: str
     frames: int
     objects: int
     model_seconds: float
     total_seconds: float
+    adapt_seconds: float = 0.0
 
     @property
     def model_fps(self) -> float:
@@ -94,6 +100,10 @@ class RunTiming:
         return sum(t.model_seconds for t in self.sequences)
 
     @property
+    def adapt_seconds(self) -> float:
+        return sum(t.adapt_seconds for t in self.sequences)
+
+    @property
     def model_fps(self) -> float:
         s = self.model_seconds
         return self.frames / s if s > 0 else float("nan")
@@ -108,11 +118,17 @@ def _fps(value: float) -> str:
 
 
 def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
-    """``timing-<split>.csv``: one row per sequence (sequence, frames, model_fps, total_fps)."""
+    """``timing-<split>.csv``: one row per sequence (:data:`TIMING_COLUMNS`)."""
     path = Path(out_dir) / f"timing-{split}.csv"
     rows = [list(TIMING_COLUMNS)]
     rows += [
-        [t.sequence, str(t.frames), f"{t.model_fps:.3f}", f"{t.total_fps:.3f}"]
+        [
+            t.sequence,
+            str(t.frames),
+            f"{t.model_fps:.3f}",
+            f"{t.total_fps:.3f}",
+            f"{t.adapt_seconds:.3f}",
+        ]
         for t in timing.sequences
     ]
     try:
@@ -123,24 +139,27 @@ def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
 
 
 def timing_table(timing: RunTiming, title: str = "Speed") -> Table:
-    """Per-sequence frames/s and a bold total row (model-only and end to end)."""
+    """Per-sequence frames/s and a bold total row (model-only and end to end).
+
+    With first-frame adaptation, an "Adapt s" column gives its one-off seconds per sequence.
+    """
+    adapted = timing.adapt_seconds > 0
     table = Table(title=title)
     table.add_column("Sequence")
     table.add_column("Frames", justify="right")
     table.add_column("Objects", justify="right")
     table.add_column("Model fps", justify="right")
     table.add_column("Total fps", justify="right")
+    if adapted:
+        table.add_column("Adapt s", justify="right")
     for t in timing.sequences:
-        table.add_row(
-            t.sequence, str(t.frames), str(t.objects), _fps(t.model_fps), _fps(t.total_fps)
-        )
+        row = [t.sequence, str(t.frames), str(t.objects), _fps(t.model_fps), _fps(t.total_fps)]
+        table.add_row(*row, *([f"{t.adapt_seconds:.1f}"] if adapted else []))
     label = "all" if timing.processes == 1 else f"all ({timing.processes} processes)"
+    total = [label, str(timing.frames), "", _fps(timing.model_fps), _fps(timing.run_fps)]
     table.add_row(
-        label,
-        str(timing.frames),
-        "",
-        _fps(timing.model_fps),
-        _fps(timing.run_fps),
+        *total,
+        *([f"{timing.adapt_seconds:.1f}"] if adapted else []),
         style="bold",
         end_section=True,
     )
@@ -233,8 +252,14 @@ def track_and_write(
         writer.close()
     except VosError as exc:
         raise VosError(f"sequence {name}: {exc}") from None
+    adapt_seconds = tracker.adapt_report.seconds if tracker.adapt_report is not None else 0.0
     return SequenceTiming(
-        name, num_frames, tracker.num_objects, model_seconds, time.perf_counter() - start
+        name,
+        num_frames,
+        tracker.num_objects,
+        model_seconds - adapt_seconds,
+        time.perf_counter() - start,
+        adapt_seconds,
     )
 
 
@@ -246,6 +271,7 @@ def segment_davis_sequences(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
+    adapt: AdaptConfig | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[SequenceTiming]:
     """Write ``results_dir/<seq>/<frame>.png`` for every sequence (semi-supervised protocol).
@@ -258,7 +284,7 @@ def segment_davis_sequences(
     for seq in sequences:
         n = len(seq.frame_paths)
         masks = first_appearances(seq, n)
-        tracker = Tracker(model, device=device, precision=precision, size=size)
+        tracker = Tracker(model, device=device, precision=precision, size=size, adapt=adapt)
         names = [p.stem for p in seq.frame_paths]
         timings.append(
             track_and_write(
@@ -323,6 +349,7 @@ def run_davis_bench(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
+    adapt: AdaptConfig | None = None,
     force: bool = False,
     processes: int | None = None,
     progress: Progress = no_progress,
@@ -354,7 +381,17 @@ def run_davis_bench(
     try:
         if not eval_only:
             report.timing = _segment_sharded(
-                ctx, seqs, results_dir, root, weights, device, precision, size, force, progress
+                ctx,
+                seqs,
+                results_dir,
+                root,
+                weights,
+                device,
+                precision,
+                size,
+                force,
+                progress,
+                adapt,
             )
         if not ctx.is_main:
             report.is_main = False
@@ -393,6 +430,7 @@ def _segment_sharded(
     size: int | None,
     force: bool,
     progress: Progress,
+    adapt: AdaptConfig | None = None,
 ) -> RunTiming:
     """Every rank segments its share; returns all ranks' timings (on every rank)."""
     weights_path = resolve_weights(weights)
@@ -417,6 +455,7 @@ def _segment_sharded(
             device=device,
             precision=precision,
             size=size,
+            adapt=adapt,
             progress=advance,
         )
         return timings, time.perf_counter() - start

@@ -39,6 +39,7 @@ from vos_cli.bench.davis import (
 from vos_cli.bench.distributed import gather_outcomes, init_distributed, run_on_main, shutdown
 from vos_cli.data.davis import read_label_png
 from vos_cli.errors import VosError
+from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import resolve_device
 from vos_cli.inference.tracker import Tracker
 from vos_cli.io.atomic import temp_beside
@@ -209,6 +210,7 @@ def segment_ytvos_videos(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
+    adapt: AdaptConfig | None = None,
     progress: Progress = no_progress,
 ) -> tuple[list[SequenceTiming], list[str]]:
     """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``."""
@@ -232,7 +234,7 @@ def segment_ytvos_videos(
             writer.close()
             timings.append(SequenceTiming(video.name, 0, 0, 0.0, time.perf_counter() - start))
         else:
-            tracker = Tracker(model, device=device, precision=precision, size=size)
+            tracker = Tracker(model, device=device, precision=precision, size=size, adapt=adapt)
             timings.append(
                 track_and_write(
                     tracker,
@@ -305,6 +307,7 @@ def run_ytvos(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
+    adapt: AdaptConfig | None = None,
     force: bool = False,
     progress: Progress = no_progress,
 ) -> YtvosReport:
@@ -339,6 +342,7 @@ def run_ytvos(
                 device=device,
                 precision=precision,
                 size=size,
+                adapt=adapt,
                 progress=progress,
             )
             return timings, notes, time.perf_counter() - start

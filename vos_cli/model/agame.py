@@ -70,7 +70,7 @@ class ObjectState:
 
 @dataclass
 class Prediction:
-    fine_logits: Tensor  # (N, 2, H, W)
+    fine_logits: Tensor | None  # (N, 2, H, W); None when only the coarse output was asked for
     coarse_logits: Tensor  # (N, 2, h, w)
 
 
@@ -113,7 +113,10 @@ class AGame(nn.Module):
     # -- per frame ---------------------------------------------------------------------------
     def encode_frame(self, images: Tensor) -> FrameEncoding:
         """images: (B, 3, H, W) RGB in [0, 1], H and W multiples of 16."""
-        s16, s8, s4 = self.backbone(images)
+        return self.encode_features(*self.backbone(images))
+
+    def encode_features(self, s16: Tensor, s8: Tensor, s4: Tensor) -> FrameEncoding:
+        """The heads' per-frame projections of backbone features (cached ones, when adapting)."""
         s8p, s4p = self.upsampler.project(s8, s4)
         return FrameEncoding(
             appearance_x=self.appearance.project(s16) if self.appearance is not None else None,
@@ -140,8 +143,10 @@ class AGame(nn.Module):
             first_encoding = self.propagation.encode_first(frame.s16)[owner]
         return ObjectState(mixture, first_encoding, mask16, mask16)
 
-    def predict(self, frame: FrameEncoding, state: ObjectState, owner: Tensor) -> Prediction:
-        """Coarse and fine logits for every object of the batch."""
+    def predict(
+        self, frame: FrameEncoding, state: ObjectState, owner: Tensor, fine: bool = True
+    ) -> Prediction:
+        """Coarse and fine logits for every object of the batch (``fine=False``: coarse only)."""
         scores = propagated = None
         if self.appearance is not None:
             scores = self.appearance.scores(frame.appearance_x[owner], state.mixture)
@@ -155,8 +160,10 @@ class AGame(nn.Module):
                 state.first_mask,
             )
         encoding, coarse = self.fusion(scores, propagated)
-        fine = self.upsampler(encoding, frame.s8[owner], frame.s4[owner])
-        return Prediction(fine_logits=fine.float(), coarse_logits=coarse.float())
+        if not fine:
+            return Prediction(fine_logits=None, coarse_logits=coarse.float())
+        fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner])
+        return Prediction(fine_logits=fine_logits.float(), coarse_logits=coarse.float())
 
     def update(
         self, frame: FrameEncoding, state: ObjectState, owner: Tensor, mask16: Tensor

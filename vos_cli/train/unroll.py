@@ -53,17 +53,26 @@ class SnippetUnroller(nn.Module):
         self.coarse_loss_weight = coarse_loss_weight
 
     def forward(self, images: Tensor, labels: Tensor, num_objects: Tensor) -> UnrollOutput:
-        batch, frames = images.shape[:2]
+        return self.unroll(self.model.encode_frame(images.flatten(0, 1)), labels, num_objects)
+
+    def unroll(
+        self, encoding: FrameEncoding, labels: Tensor, num_objects: Tensor, fine: bool = True
+    ) -> UnrollOutput:
+        """The loss given the (B*T)-batched frame encodings of the snippets.
+
+        ``fine=False`` skips the upsampler and scores the coarse prediction alone (first-frame
+        adaptation trains the stride-16 heads this way, at a fraction of the cost).
+        """
+        batch, frames = labels.shape[:2]
         model = self.model
-        flat = images.flatten(0, 1)
-        encoding = model.encode_frame(flat)
+        device = labels.device
 
         # Objects are rows: every object of every snippet, with its snippet as owner.
         counts = [int(n) for n in num_objects.tolist()]
         owner = torch.repeat_interleave(
-            torch.arange(batch, device=images.device), torch.tensor(counts, device=images.device)
+            torch.arange(batch, device=device), torch.tensor(counts, device=device)
         )
-        object_ids = torch.cat([torch.arange(1, n + 1, device=images.device) for n in counts])
+        object_ids = torch.cat([torch.arange(1, n + 1, device=device) for n in counts])
 
         def object_masks(t: int) -> Tensor:
             lab = labels[:, t][owner]  # (N, H, W)
@@ -75,23 +84,30 @@ class SnippetUnroller(nn.Module):
         fine_losses, coarse_losses, ious = [], [], []
         for t in range(1, frames):
             frame = _frames_of(encoding, t, frames)
-            pred = model.predict(frame, state, owner)
+            pred = model.predict(frame, state, owner, fine=fine)
             target = labels[:, t]
-            fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
             coarse_up = F.interpolate(
                 pred.coarse_logits, size=target.shape[-2:], mode="bilinear", align_corners=False
             )
             coarse_log = self._class_log_probs(coarse_up, owner, counts)
-            fine_losses.append(self._nll(fine_log, target))
             coarse_losses.append(self._nll(coarse_log, target))
-            ious.append(self._iou(fine_log, target))
+            if pred.fine_logits is not None:
+                fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
+                fine_losses.append(self._nll(fine_log, target))
+                ious.append(self._iou(fine_log, target))
+            else:
+                ious.append(self._iou(coarse_log, target))
             if t < frames - 1:  # the last frame's update would never be used
                 feedback = torch.softmax(pred.coarse_logits, dim=1)
                 state = model.update(frame, state, owner, feedback)
 
-        fine_loss = torch.stack(fine_losses).mean()
         coarse_loss = torch.stack(coarse_losses).mean()
-        loss = fine_loss + self.coarse_loss_weight * coarse_loss
+        if fine_losses:
+            fine_loss = torch.stack(fine_losses).mean()
+            loss = fine_loss + self.coarse_loss_weight * coarse_loss
+        else:
+            fine_loss = torch.zeros_like(coarse_loss)
+            loss = coarse_loss
         return UnrollOutput(
             loss, fine_loss.detach(), coarse_loss.detach(), torch.stack(ious).mean()
         )
