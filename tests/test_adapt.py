@@ -128,6 +128,8 @@ def test_cli_segment_with_adaptation(tmp_path: Path, shapes_video, tiny_model_pa
     result = runner.invoke(app, [*base, "--out", str(out), "--device", "cpu", "--adapt", "3"])
     assert result.exit_code == 0, result.output
     assert "segmented 12 frames, 2 object(s) [1,4]" in result.output
+    assert "note: adapting the network to frame 0's mask first (3 steps)" in result.output
+    assert "(adaptation " in result.output
     np.testing.assert_array_equal(read_mask(out / "00000.png"), first_mask())
     bad = runner.invoke(app, [*base, "--out", str(tmp_path / "other"), "--adapt", "-2"])
     assert bad.exit_code == 2 and "error:" in bad.output and "0 or more" in bad.output

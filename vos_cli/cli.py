@@ -163,9 +163,10 @@ def segment(
     where = " and ".join(str(p) for p in (summary.out_dir, summary.overlay) if p is not None)
     ids = ",".join(str(i) for i in summary.objects)
     status = "interrupted after" if summary.interrupted else "segmented"
+    adapted = f" (adaptation {summary.adapt_seconds:.0f} s)" if summary.adapt_seconds else ""
     out_console.print(
         f"{status} {summary.frames} frames, {len(summary.objects)} object(s) [{ids}], "
-        f"{summary.fps:.1f} frames/s -> {where}"
+        f"{summary.fps:.1f} frames/s{adapted} -> {where}"
     )
     if summary.interrupted:
         raise typer.Exit(130)

@@ -51,6 +51,8 @@ class SegmentSummary:
     truncated: bool = False
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
+    adapt_seconds: float = 0.0
+    """The one-off first-frame adaptation, included in ``seconds``."""
 
     @property
     def fps(self) -> float:
@@ -126,6 +128,11 @@ def segment_video(
     )
     for frame_index, labels in sorted(given.items()):
         tracker.add_mask(frame_index, labels)
+    if tracker.adapt_config is not None:
+        notify(
+            f"adapting the network to frame {min(given)}'s mask first "
+            f"({tracker.adapt_config.steps} steps)"
+        )
 
     frames_done = 0
     interrupted = failed = False
@@ -183,4 +190,5 @@ def segment_video(
         truncated=source.truncated,
         interrupted=interrupted,
         warnings=summary_warnings,
+        adapt_seconds=tracker.adapt_report.seconds if tracker.adapt_report is not None else 0.0,
     )
