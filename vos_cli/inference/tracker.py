@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vos_cli.data.snippets import compact_lut
 from vos_cli.errors import VosError
 from vos_cli.inference.adapt import AdaptReport, adapt_to_frame
 from vos_cli.inference.adapt_config import AdaptConfig
@@ -165,11 +166,7 @@ class Tracker:
         ids = sorted(set(torch.unique(labels).tolist()) - {0, IGNORE})
         if not ids:
             return  # every object vanished at the network's size: step() warns
-        compact = torch.zeros(256, dtype=torch.int64, device=labels.device)
-        compact[IGNORE] = IGNORE
-        compact[torch.tensor(ids, device=labels.device)] = torch.arange(
-            1, len(ids) + 1, device=labels.device
-        )
+        compact = torch.from_numpy(compact_lut(ids)).to(labels.device, torch.int64)
         self.adapt_report = adapt_to_frame(
             self.model, image[0], compact[labels], self.adapt_config, self.dtype
         )
