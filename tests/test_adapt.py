@@ -118,6 +118,8 @@ def test_options_are_checked():
         AdaptConfig(train="backbone")
     with pytest.raises(VosError, match="lr > 0"):
         AdaptConfig(lr=0.0)
+    with pytest.raises(VosError, match="elastic"):
+        AdaptConfig(elastic=-0.1)
 
 
 def test_cli_segment_with_adaptation(tmp_path: Path, shapes_video, tiny_model_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -109,3 +111,15 @@ def test_refuses_unusable_label_maps(ids, message):
         labels[k * 10 : k * 10 + 5, :5] = obj
     with pytest.raises(VosError, match=message):
         FirstFrameDreamer(image, labels, num_frames=4)
+
+
+def test_elastic_warp_starts_at_zero_and_bends_later_frames():
+    image, labels = red_square_on_green()
+    motion = dataclasses.replace(STILL, elastic=0.05)
+    dreamer = FirstFrameDreamer(image, labels, num_frames=4, motion=motion, augment=None)
+    images, dreamed = dreamer.sample(np.random.default_rng(0))
+    assert torch.equal(dreamed[0], labels)  # no displacement in frame 0
+    assert torch.allclose(images[0], image, atol=1e-5)
+    assert not torch.equal(dreamed[3], labels)  # the square is bent by frame 3
+    red = images[:, 0] > images[:, 1]
+    assert float(red[dreamed == 1].float().mean()) > 0.97

@@ -45,6 +45,9 @@ class DreamMotion:
     """Standard deviation of the rotation speed, radians per frame."""
     stretch_speed: float = 0.015
     """Standard deviation of the per-frame change of log aspect ratio (non-rigid look)."""
+    elastic: float = 0.0
+    """Growth per frame of a smooth random warp of each object (non-rigid shape change), as a
+    fraction of the object's size (square root of its area)."""
     camera_zoom: float = 0.1
     """Maximum log-zoom of the camera at the start (zooming in only, so no border shows)."""
     camera_speed: float = 0.008
@@ -210,6 +213,18 @@ class FirstFrameDreamer:
         shift = centre + displacement - np.einsum("tij,j->ti", forward, centre)
         return _invert(forward, shift)
 
+    def _elastic(self, area: float, rng: np.random.Generator) -> Tensor | float:
+        """A smooth displacement (T, H, W, 2) in grid units growing linearly from frame 0."""
+        amplitude = self.motion.elastic * np.sqrt(area)
+        if amplitude <= 0:
+            return 0.0
+        height, width = self.size
+        coarse = torch.from_numpy(rng.normal(0, amplitude, size=(1, 2, 4, 4)).astype(np.float32))
+        field = F.interpolate(coarse, size=self.size, mode="bicubic", align_corners=True)[0]
+        field = field.permute(1, 2, 0) * torch.tensor([2.0 / width, 2.0 / height])
+        steps = torch.arange(self.num_frames, dtype=torch.float32).view(-1, 1, 1, 1)
+        return steps * field
+
     # -- sampling --------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
         """One snippet: images (T, 3, H, W) float32 in [0, 1] and labels (T, H, W) int64."""
@@ -233,7 +248,7 @@ class FirstFrameDreamer:
                 shift = np.einsum("tij,tj->ti", obj_m, cam_b) + obj_b
                 window = F.grid_sample(
                     self.layers[k][None].expand(t, -1, -1, -1),
-                    self._grid(matrix, shift),
+                    self._grid(matrix, shift) + self._elastic(self.areas[k], rng),
                     mode="bilinear",
                     padding_mode="zeros",
                     align_corners=False,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vos_cli.data.dreaming import FirstFrameDreamer
+from vos_cli.data.dreaming import DreamMotion, FirstFrameDreamer
 from vos_cli.errors import VosError
 from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import autocast
@@ -67,7 +67,12 @@ def adapt_to_frame(
     start = time.perf_counter()
     device = image.device
     rng = np.random.default_rng(config.seed)
-    dreamer = FirstFrameDreamer(image.detach().float().cpu(), labels.detach().cpu(), config.frames)
+    dreamer = FirstFrameDreamer(
+        image.detach().float().cpu(),
+        labels.detach().cpu(),
+        config.frames,
+        motion=DreamMotion(elastic=config.elastic),
+    )
     pool = [dreamer.sample(rng) for _ in range(config.snippets)]
     images = torch.stack([p[0] for p in pool]).to(device)  # (P, T, 3, H, W)
     pool_labels = torch.stack([p[1] for p in pool]).to(device)  # (P, T, H, W)

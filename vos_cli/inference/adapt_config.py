@@ -24,6 +24,9 @@ class AdaptConfig:
     """What is fine-tuned: ``appearance`` (the feature projection the mixture is fitted in),
     ``fusion`` (fusion and coarse predictor), ``coarse`` (all stride-16 heads: appearance,
     propagation, fusion) on the coarse loss; ``heads``: the upsampler too, on both losses."""
+    elastic: float = 0.2
+    """Non-rigid warp of the dreamed objects (:attr:`~vos_cli.data.dreaming.DreamMotion.elastic`):
+    without it the dreamed videos show only the first frame's pose."""
     clip_grad_norm: float = 10.0
     seed: int = 0
 
@@ -34,6 +37,8 @@ class AdaptConfig:
             raise VosError(f"adaptation trains one of {', '.join(TRAINABLE)}, not {self.train!r}")
         if self.lr <= 0 or self.snippets < 1 or self.frames < 2 or self.batch < 1:
             raise VosError("adaptation needs lr > 0, snippets >= 1, frames >= 2 and batch >= 1")
+        if self.elastic < 0:
+            raise VosError(f"adaptation's elastic warp must be 0 or more, got {self.elastic}")
 
 
 def adapt_config(steps: int | None) -> AdaptConfig | None:
