@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vos_cli.data.transforms import AugmentConfig, color_jitter
+from vos_cli.data.transforms import IGNORE_LABEL, AugmentConfig, color_jitter
 from vos_cli.errors import VosError
 
 
@@ -135,7 +135,7 @@ class FirstFrameDreamer:
             raise VosError("a dreamed snippet needs at least 2 frames")
         self.image = image.float()
         self.labels = labels.long()
-        ids = sorted(set(torch.unique(self.labels).tolist()) - {0, 255})
+        ids = sorted(set(torch.unique(self.labels).tolist()) - {0, IGNORE_LABEL})
         if ids != list(range(1, len(ids) + 1)):
             raise VosError(f"object ids must be 1..O, got {ids}")
         if not ids:
@@ -148,7 +148,13 @@ class FirstFrameDreamer:
         height, width = self.labels.shape
         self.size = (height, width)
         self.diag = float(np.hypot(height, width))
-        objects = (self.labels > 0) & (self.labels != 255)
+        # Output pixel coordinates, shared by every sampling grid.
+        self._ys, self._xs = torch.meshgrid(
+            torch.arange(height, dtype=torch.float32),
+            torch.arange(width, dtype=torch.float32),
+            indexing="ij",
+        )
+        objects = (self.labels > 0) & (self.labels != IGNORE_LABEL)
         self.background = fill_holes(self.image, dilate(objects, hole_margin))
         # Each object as a premultiplied RGBA layer in the frame's own coordinates (so a
         # resampled edge does not bring in the colour around the object), with its centroid.
@@ -166,11 +172,7 @@ class FirstFrameDreamer:
     def _grid(self, matrix: np.ndarray, shift: np.ndarray) -> Tensor:
         """Sampling grid (T, H, W, 2) for output pixel p -> source pixel matrix @ p + shift."""
         height, width = self.size
-        ys, xs = torch.meshgrid(
-            torch.arange(height, dtype=torch.float32),
-            torch.arange(width, dtype=torch.float32),
-            indexing="ij",
-        )
+        ys, xs = self._ys, self._xs
         m = torch.from_numpy(matrix.astype(np.float32))
         b = torch.from_numpy(shift.astype(np.float32))
         src_x = m[:, 0, 0, None, None] * xs + m[:, 0, 1, None, None] * ys + b[:, 0, None, None]
@@ -230,14 +232,13 @@ class FirstFrameDreamer:
         """One snippet: images (T, 3, H, W) float32 in [0, 1] and labels (T, H, W) int64."""
         t = self.num_frames
         cam_m, cam_b = self._camera(rng)
-        background = F.grid_sample(
+        images = F.grid_sample(
             self.background[None].expand(t, -1, -1, -1),
             self._grid(cam_m, cam_b),
             mode="bilinear",
             padding_mode="reflection",
             align_corners=False,
         )
-        images = background.clone()
         labels = torch.zeros((t, *self.size), dtype=torch.long)
         for k in rng.permutation(self.num_objects):  # back to front
             window = None
