@@ -173,6 +173,17 @@ def test_cli_davis_with_first_frame_adaptation(tmp_path: Path, tiny_model_path: 
     assert refused.exit_code == 2 and "--adapt" in error_line(refused)
 
 
+def test_cli_davis_with_the_flip_ensemble(tmp_path: Path, tiny_model_path: Path) -> None:
+    root = make_davis17(tmp_path / "davis", {"cows": 2})
+    results = tmp_path / "res"
+    args = ["--weights", str(tiny_model_path), "--device", "cpu", "--precision", "fp32"]
+    r = invoke("davis17", "--root", str(root), "--results", str(results), "--flip", *args)
+    assert r.exit_code == 0, r.output
+    assert "J&F-Mean" in r.output
+    refused = invoke("davis17", "--root", str(root), "--eval-only", "--flip")
+    assert refused.exit_code == 2 and "--flip" in error_line(refused)
+
+
 def test_refuses_non_empty_results_without_force(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     results = tmp_path / "res"

@@ -103,7 +103,13 @@ def test_bad_memory_options() -> None:
         run_memory_bench(lengths=(3,), objects=0)
     with pytest.raises(VosError, match="--size"):
         run_memory_bench(lengths=(3,), size=8)
-    for args in (["--frames", "3"], ["--objects", "1,2"], ["--root", "x"], ["--warmup", "1"]):
+    for args in (
+        ["--frames", "3"],
+        ["--objects", "1,2"],
+        ["--root", "x"],
+        ["--warmup", "1"],
+        ["--flip"],
+    ):
         r = runner.invoke(app, ["bench", "memory", *args])
         assert r.exit_code == 2 and args[0] in r.output, r.output
     for dataset, option in (("speed", "--lengths=3"), ("davis16", "--overlay")):

@@ -61,6 +61,24 @@ def test_speed_on_generated_clip(tmp_path: Path, tiny_model_path: Path) -> None:
     assert speed_table(report).row_count == 2
 
 
+def test_speed_with_the_flip_ensemble_and_the_models_own_size(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    from vos_cli.model.factory import load_model, save_weights
+
+    model, _ = load_model(tiny_model_path)
+    model.config.inference_size = 32  # as the shipped model's 240: used when --size is not given
+    path = tmp_path / "small.pt"
+    save_weights(model, path, include_backbone=True)
+    report = run_speed_bench(
+        frames=2, height=48, width=64, objects=[1], weights=path, device="cpu", warmup=0, flip=True
+    )
+    assert report.flip and report.rows[0].frames == 2
+    assert (report.work_height, report.work_width) == (32, 43)
+    assert "flip ensemble" in speed_table(report).caption
+    assert "network at 43x32" in speed_table(report).caption
+
+
 def test_speed_on_a_frame_folder_via_cli(tmp_path: Path, tiny_model_path: Path) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()

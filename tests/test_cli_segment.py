@@ -58,6 +58,17 @@ def test_segment_video_to_masks_and_overlay(tmp_path, shapes_video, mask_png, ti
     assert len(frames) == 12 and frames[0].shape == (64, 96, 3)
 
 
+def test_segment_with_the_flip_ensemble(tmp_path, shapes_video, mask_png, tiny_model_path):
+    out = tmp_path / "masks"
+    args = ["--out", out, "--weights", tiny_model_path, "--device", "cpu", "--flip"]
+    result = run("segment", shapes_video, "--mask", mask_png, *args)
+    assert result.exit_code == 0, result.output
+    assert "segmented 12 frames, 2 object(s) [1,4]" in result.output
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 12
+    np.testing.assert_array_equal(read_mask(pngs[0]), first_mask())
+
+
 def test_default_out_dir_next_to_input_and_refusal(
     tmp_path, shapes_video, mask_png, tiny_model_path
 ):

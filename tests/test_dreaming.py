@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vos_cli.data.dreaming import DreamMotion, FirstFrameDreamer, dilate, fill_holes
+from vos_cli.data.transforms import IGNORE_LABEL
 from vos_cli.errors import VosError
 
 STILL = DreamMotion(
@@ -68,6 +69,22 @@ def test_without_motion_every_frame_is_the_annotated_frame():
     for t in range(3):
         assert torch.equal(dreamed[t], labels)
         assert torch.allclose(images[t], image, atol=1e-5)
+
+
+def test_ignored_pixels_stay_ignored_and_move_with_the_camera():
+    image, labels = red_square_on_green()
+    labels[:, :6] = IGNORE_LABEL  # an unlabelled strip at the left border
+    still = FirstFrameDreamer(image, labels, num_frames=3, motion=STILL, augment=None)
+    _, dreamed = still.sample(np.random.default_rng(0))
+    for t in range(3):
+        assert torch.equal(dreamed[t], labels)
+    pan = dataclasses.replace(STILL, camera_speed=0.05)
+    moving = FirstFrameDreamer(image, labels, num_frames=4, motion=pan, augment=None)
+    _, dreamed = moving.sample(np.random.default_rng(3))
+    ignored = (dreamed == IGNORE_LABEL).flatten(1).sum(1)
+    assert int(ignored[0]) == 6 * 48  # the camera starts where the frame was annotated
+    assert not torch.equal(dreamed[-1] == IGNORE_LABEL, dreamed[0] == IGNORE_LABEL)
+    assert bool((ignored > 0).all())
 
 
 def test_moving_labels_follow_the_moving_pixels():

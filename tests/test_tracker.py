@@ -62,6 +62,44 @@ def test_object_first_given_at_a_later_frame(model):
     assert tracker.step(frames[3]).shape == (64, 96)
 
 
+def test_flip_ensemble_is_mirror_symmetric(model):
+    """Tracking the mirrored video with the flip ensemble gives the mirrored masks.
+
+    The two views only swap places, so any view handled without flipping back (probabilities,
+    feedback, a later object's first mask) would break the symmetry.
+    """
+    frames = moving_shapes_frames(5)
+    later = np.zeros((64, 96), np.uint8)
+    later[44:60, 40:58] = 2
+    outputs = []
+    for mirror in (False, True):
+
+        def view(a: np.ndarray, mirror: bool = mirror) -> np.ndarray:
+            return np.ascontiguousarray(a[:, ::-1]) if mirror else a
+
+        tracker = Tracker(model, device="cpu", precision="fp32", flip=True)
+        tracker.add_mask(0, view(first_mask()))
+        tracker.add_mask(2, view(later))
+        outputs.append([view(tracker.step(view(frame))) for frame in frames])
+        assert tracker.object_ids == [1, 4, 2]
+        assert len(tracker.states) == 2 and tracker.state is tracker.states[0]
+    for plain, mirrored in zip(*outputs, strict=True):
+        assert (plain == mirrored).mean() > 0.999
+
+
+def test_flip_ensemble_differs_from_the_plain_tracker(model):
+    frames = moving_shapes_frames(3)
+    outputs = {}
+    for flip in (False, True):
+        tracker = Tracker(model, device="cpu", precision="fp32", flip=flip)
+        tracker.add_mask(0, first_mask())
+        tracker.step(frames[0])
+        tracker.step(frames[1])
+        outputs[flip] = tracker.state.prev_mask.clone()
+    # the given frame's mask is certain; afterwards the mirrored view changes the feedback
+    assert not torch.allclose(outputs[False], outputs[True])
+
+
 def test_bf16_autocast_stays_close_to_fp32(model):
     """bf16 noise only: object probabilities of the network agree with fp32 closely."""
     frames = moving_shapes_frames(2)

@@ -39,6 +39,8 @@ class SegmentRequest:
     force: bool = False
     compile: bool = False
     adapt: AdaptConfig | None = None
+    flip: bool = False
+    """Also track the mirrored video and average the two views (see :class:`Tracker`)."""
 
 
 @dataclass
@@ -125,6 +127,7 @@ def segment_video(
         size=request.size,
         compile=request.compile,
         adapt=request.adapt,
+        flip=request.flip,
     )
     for frame_index, labels in sorted(given.items()):
         tracker.add_mask(frame_index, labels)

@@ -107,6 +107,14 @@ def bench(
             f"(default {DEFAULT_ADAPT_STEPS}, as vos segment).",
         ),
     ] = None,
+    flip: Annotated[
+        bool,
+        typer.Option(
+            "--flip",
+            help="davis17, davis16, ytvos, speed: also track the mirrored video and average "
+            "the two (as vos segment --flip).",
+        ),
+    ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty results folder.")
     ] = False,
@@ -182,6 +190,7 @@ def bench(
         "--compile": compile_,
     }
     memory_only = {"--lengths": lengths is not None, "--overlay": overlay}
+    not_memory = {"--flip": flip}
     generated = {
         "--height": height is not None,
         "--width": width is not None,
@@ -204,6 +213,7 @@ def bench(
     if dataset == "memory":
         _refuse(dataset, dataset_only, "dataset benchmarks")
         _refuse(dataset, speed_only, "`vos bench speed`")
+        _refuse(dataset, not_memory, "`vos bench speed` and the dataset benchmarks")
         _memory(
             lengths, height, width, objects, weights, size, device, precision, overlay, json_out
         )
@@ -227,6 +237,7 @@ def bench(
             size=size,
             warmup=sp.DEFAULT_WARMUP if warmup is None else warmup,
             compile=compile_,
+            flip=flip,
             progress=lambda message: err_console.print(f"note: {message}"),
         )
         out_console.print(sp.speed_table(report))
@@ -263,6 +274,7 @@ def bench(
                 precision=precision,
                 size=size,
                 adapt=adapt_config(adapt),
+                flip=flip,
                 force=force,
                 progress=progress,
             )
@@ -285,6 +297,8 @@ def bench(
 
     if eval_only and adapt is not None:
         raise VosError("--adapt runs the model, which --eval-only does not")
+    if eval_only and flip:
+        raise VosError("--flip runs the model, which --eval-only does not")
     the_split = split or "val"
     with _progress_bar(err_console, main_rank) as progress:
         report = run_davis_bench(
@@ -299,6 +313,7 @@ def bench(
             precision=precision,
             size=size,
             adapt=adapt_config(adapt),
+            flip=flip,
             force=force,
             processes=processes,
             progress=progress,

@@ -272,6 +272,7 @@ def segment_davis_sequences(
     precision: str = "auto",
     size: int | None = None,
     adapt: AdaptConfig | None = None,
+    flip: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[SequenceTiming]:
     """Write ``results_dir/<seq>/<frame>.png`` for every sequence (semi-supervised protocol).
@@ -284,7 +285,9 @@ def segment_davis_sequences(
     for seq in sequences:
         n = len(seq.frame_paths)
         masks = first_appearances(seq, n)
-        tracker = Tracker(model, device=device, precision=precision, size=size, adapt=adapt)
+        tracker = Tracker(
+            model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
+        )
         names = [p.stem for p in seq.frame_paths]
         timings.append(
             track_and_write(
@@ -350,6 +353,7 @@ def run_davis_bench(
     precision: str = "auto",
     size: int | None = None,
     adapt: AdaptConfig | None = None,
+    flip: bool = False,
     force: bool = False,
     processes: int | None = None,
     progress: Progress = no_progress,
@@ -392,6 +396,7 @@ def run_davis_bench(
                 force,
                 progress,
                 adapt,
+                flip,
             )
         if not ctx.is_main:
             report.is_main = False
@@ -431,6 +436,7 @@ def _segment_sharded(
     force: bool,
     progress: Progress,
     adapt: AdaptConfig | None = None,
+    flip: bool = False,
 ) -> RunTiming:
     """Every rank segments its share; returns all ranks' timings (on every rank)."""
     weights_path = resolve_weights(weights)
@@ -456,6 +462,7 @@ def _segment_sharded(
             precision=precision,
             size=size,
             adapt=adapt,
+            flip=flip,
             progress=advance,
         )
         return timings, time.perf_counter() - start

@@ -329,6 +329,7 @@ class SpeedReport:
     weights: str | None
     compiled: bool
     warmup: int
+    flip: bool = False
     rows: list[SpeedRow] = field(default_factory=list)
     rss_start_mb: float | None = None
     max_rss_mb: float | None = None
@@ -386,7 +387,8 @@ def speed_table(report: SpeedReport) -> Table:
         size += f" (network at {report.work_width}x{report.work_height})"
     table.caption = (
         f"{report.source}, {size}, {report.backbone}, {report.device} {report.precision}"
-        f"{', compiled' if report.compiled else ''}, {report.torch_threads} thread(s); "
+        f"{', compiled' if report.compiled else ''}{', flip ensemble' if report.flip else ''}, "
+        f"{report.torch_threads} thread(s); "
         f"process peak RSS {num(report.max_rss_mb)} MB"
     )
     return table
@@ -422,6 +424,7 @@ def run_speed_bench(
     size: int | None = None,
     warmup: int = DEFAULT_WARMUP,
     compile: bool = False,
+    flip: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> SpeedReport:
     """Time the tracker on ``frames`` frames for each object count in ``objects``.
@@ -471,8 +474,10 @@ def run_speed_bench(
             source_label = f"{kind} {video.name}"
         model, weights_label = _load_speed_model(weights, backbone)
         # One tracker for every pass: its private model copy is made (and compiled) once.
-        tracker = Tracker(model, device=device, precision=precision, size=size, compile=compile)
-        work_h, work_w = working_size(h, w, size)
+        tracker = Tracker(
+            model, device=device, precision=precision, size=size, compile=compile, flip=flip
+        )
+        work_h, work_w = working_size(h, w, tracker.size)  # the model's own size by default
         report = SpeedReport(
             source=source_label,
             height=h,
@@ -485,6 +490,7 @@ def run_speed_bench(
             weights=weights_label,
             compiled=compile,
             warmup=warmup,
+            flip=flip,
             rss_start_mb=rss_start,
             torch_threads=torch.get_num_threads(),
         )

@@ -211,6 +211,7 @@ def segment_ytvos_videos(
     precision: str = "auto",
     size: int | None = None,
     adapt: AdaptConfig | None = None,
+    flip: bool = False,
     progress: Progress = no_progress,
 ) -> tuple[list[SequenceTiming], list[str]]:
     """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``."""
@@ -234,7 +235,9 @@ def segment_ytvos_videos(
             writer.close()
             timings.append(SequenceTiming(video.name, 0, 0, 0.0, time.perf_counter() - start))
         else:
-            tracker = Tracker(model, device=device, precision=precision, size=size, adapt=adapt)
+            tracker = Tracker(
+                model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
+            )
             timings.append(
                 track_and_write(
                     tracker,
@@ -308,6 +311,7 @@ def run_ytvos(
     precision: str = "auto",
     size: int | None = None,
     adapt: AdaptConfig | None = None,
+    flip: bool = False,
     force: bool = False,
     progress: Progress = no_progress,
 ) -> YtvosReport:
@@ -343,6 +347,7 @@ def run_ytvos(
                 precision=precision,
                 size=size,
                 adapt=adapt,
+                flip=flip,
                 progress=progress,
             )
             return timings, notes, time.perf_counter() - start

@@ -155,6 +155,9 @@ class FirstFrameDreamer:
             indexing="ij",
         )
         objects = (self.labels > 0) & (self.labels != IGNORE_LABEL)
+        # Unlabelled pixels stay unlabelled wherever the camera moves them (unless an object
+        # passes in front): in-painting them as background would invent ground truth.
+        self.ignored = self.labels == IGNORE_LABEL
         self.background = fill_holes(self.image, dilate(objects, hole_margin))
         # Each object as a premultiplied RGBA layer in the frame's own coordinates (so a
         # resampled edge does not bring in the colour around the object), with its centroid.
@@ -240,6 +243,15 @@ class FirstFrameDreamer:
             align_corners=False,
         )
         labels = torch.zeros((t, *self.size), dtype=torch.long)
+        if bool(self.ignored.any()):
+            moved = F.grid_sample(
+                self.ignored[None, None].float().expand(t, -1, -1, -1),
+                self._grid(cam_m, cam_b),
+                mode="nearest",
+                padding_mode="reflection",
+                align_corners=False,
+            )
+            labels[moved[:, 0] > 0.5] = IGNORE_LABEL
         for k in rng.permutation(self.num_objects):  # back to front
             window = None
             for _ in range(10):  # keep the object well visible in frame 0

@@ -3,6 +3,10 @@
 Memory is independent of video length: the only things kept between frames are each object's
 A-GAME state (its mixture, first-frame encoding and masks at stride 16). The backbone runs once
 per frame and all objects go through the heads as one batch.
+
+With ``flip=True`` the tracker also follows every object through the mirrored video (one
+backbone batch of two images, one state per view) and averages the two views' probabilities
+before they are aggregated and fed back, so each view's recurrence sees the better mask.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class Tracker:
         size: int | None = None,
         compile: bool = False,
         adapt: AdaptConfig | None = None,
+        flip: bool = False,
     ):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -91,6 +96,7 @@ class Tracker:
             size = model.config.inference_size
         check_size(size)
         self.size = size or None
+        self.views = 2 if flip else 1
         self.adapt_config = adapt if adapt is not None and adapt.steps > 0 else None
         # The heads as loaded, restored by reset() after an adaptation changed them.
         self._loaded_heads = (
@@ -112,12 +118,17 @@ class Tracker:
         self.adapt_report = None
         self.frame_index = 0
         self.object_ids: list[int] = []
-        self.state: ObjectState | None = None
+        self.states: list[ObjectState] | None = None  # one per view (the mirrored one second)
         self.pending: dict[int, np.ndarray] = {}
 
     @property
     def num_objects(self) -> int:
         return len(self.object_ids)
+
+    @property
+    def state(self) -> ObjectState | None:
+        """The objects' state in the video as given (view 0)."""
+        return self.states[0] if self.states is not None else None
 
     def add_mask(self, frame_index: int, label_map: np.ndarray) -> None:
         """Register a label map (H, W) of object ids for a frame not yet processed."""
@@ -178,7 +189,7 @@ class Tracker:
         if (
             self.adapt_config is not None
             and self.adapt_report is None
-            and self.state is None
+            and self.states is None
             and self.frame_index in self.pending
         ):
             self._adapt(frame, self.pending[self.frame_index])
@@ -187,25 +198,34 @@ class Tracker:
     @torch.inference_mode()
     def _step(self, frame: np.ndarray) -> np.ndarray:
         height, width = frame.shape[:2]
-        if self.state is None and self.frame_index not in self.pending:
+        if self.states is None and self.frame_index not in self.pending:
             self.frame_index += 1  # nothing to track yet: skip the network entirely
             return np.zeros((height, width), dtype=np.uint8)
         image, work = self._to_input(frame)
         padded = image.shape[-2:]
-        owner_existing = torch.zeros(self.num_objects, dtype=torch.long, device=self.device)
+        if self.views == 2:  # the whole padded canvas mirrored: flipping back is pixel-exact
+            image = torch.cat([image, image.flip(-1)])
+        owners = [
+            torch.full((self.num_objects,), view, dtype=torch.long, device=self.device)
+            for view in range(self.views)
+        ]
+        coarse: list[Tensor] | None = None
         with autocast(self.device, self.dtype):
             encoding = self.model.encode_frame(image)
-            if self.state is not None:
-                prediction = self.model.predict(encoding, self.state, owner_existing)
+            if self.states is not None:
+                object_probs = None
                 if self.model.config.test_recurrence == "coarse":
-                    coarse = torch.softmax(prediction.coarse_logits, dim=1)
-                else:
-                    coarse = None
-                fine = prediction.fine_logits  # softmax over 2 classes = sigmoid of the margin
-                object_probs = torch.sigmoid(fine[:, 1] - fine[:, 0])
-                probs = aggregate(object_probs)  # (O + 1, Hp, Wp)
+                    coarse = []
+                for view, (state, owner) in enumerate(zip(self.states, owners, strict=True)):
+                    prediction = self.model.predict(encoding, state, owner)
+                    if coarse is not None:
+                        coarse.append(torch.softmax(prediction.coarse_logits, dim=1))
+                    fine = prediction.fine_logits  # softmax of 2 classes = sigmoid of the margin
+                    view_probs = _as_view(torch.sigmoid(fine[:, 1] - fine[:, 0]), view)
+                    object_probs = view_probs if object_probs is None else object_probs + view_probs
+                assert object_probs is not None
+                probs = aggregate(object_probs / self.views)  # (O + 1, Hp, Wp)
             else:
-                coarse = None
                 probs = torch.ones((1, *padded), device=self.device)
 
             given = self.pending.pop(self.frame_index, None)
@@ -229,26 +249,42 @@ class Tracker:
                 all_ids = self.object_ids + new_ids
                 if new_ids:
                     probs = torch.cat([probs, probs.new_zeros((len(new_ids), *padded))])
-                probs = _override(probs, labels, all_ids, first=self.state is None)
+                probs = _override(probs, labels, all_ids, first=self.states is None)
 
-            if self.state is not None:
-                if coarse is not None:
-                    feedback = coarse
-                else:
-                    feedback = pool_to_stride16(two_channel(probs[1 : self.num_objects + 1, None]))
-                self.state = self.model.update(encoding, self.state, owner_existing, feedback)
+            if self.states is not None:
+                mask16 = pool_to_stride16(two_channel(probs[1 : self.num_objects + 1, None]))
+                self.states = [
+                    self.model.update(
+                        encoding,
+                        state,
+                        owners[view],
+                        coarse[view] if coarse is not None else _as_view(mask16, view),
+                    )
+                    for view, state in enumerate(self.states)
+                ]
             if new_ids:
                 start = self.num_objects + 1
-                new_probs = probs[start : start + len(new_ids), None]
-                owner_new = torch.zeros(len(new_ids), dtype=torch.long, device=self.device)
-                new_state = self.model.init_objects(encoding, owner_new, two_channel(new_probs))
-                self.state = (
-                    new_state if self.state is None else ObjectState.cat([self.state, new_state])
+                new_probs = two_channel(probs[start : start + len(new_ids), None])
+                new_states = [
+                    self.model.init_objects(
+                        encoding,
+                        torch.full((len(new_ids),), view, dtype=torch.long, device=self.device),
+                        _as_view(new_probs, view),
+                    )
+                    for view in range(self.views)
+                ]
+                self.states = (
+                    new_states
+                    if self.states is None
+                    else [
+                        ObjectState.cat([old, new])
+                        for old, new in zip(self.states, new_states, strict=True)
+                    ]
                 )
                 self.object_ids.extend(new_ids)
 
         self.frame_index += 1
-        if self.state is None:
+        if self.states is None:
             return np.zeros((height, width), dtype=np.uint8)
         return self._to_label_map(probs, work, (height, width))
 
@@ -283,6 +319,11 @@ def argmax_channels(probs: Tensor) -> Tensor:
         best = torch.where(better, probs[channel], best)
         index.masked_fill_(better, channel)
     return index
+
+
+def _as_view(x: Tensor, view: int) -> Tensor:
+    """A map of the video as given, as view ``view`` sees it (view 1 is mirrored); and back."""
+    return x.flip(-1) if view == 1 else x
 
 
 def _reflect_pad(x: Tensor, pad_h: int, pad_w: int) -> Tensor:

@@ -21,7 +21,16 @@ from typing import Any
 from vos_cli.errors import VosError
 from vos_cli.model.config import ModelConfig
 
-SOURCE_KINDS = ("davis16", "davis17", "ytvos", "synth-coco", "synth-salient", "generated")
+SOURCE_KINDS = (
+    "davis16",
+    "davis17",
+    "davis16-dreamed",
+    "davis17-dreamed",
+    "ytvos",
+    "synth-coco",
+    "synth-salient",
+    "generated",
+)
 
 
 @dataclass

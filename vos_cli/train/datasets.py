@@ -29,11 +29,15 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
     root = Path(source.root).expanduser()
     if not root.exists():
         raise VosError(f"data folder not found: {root} (data.sources[{index}].root)")
-    if source.kind in ("davis16", "davis17"):
+    if source.kind.startswith("davis"):
         from vos_cli.data.davis import load_davis
 
-        year = "2016" if source.kind == "davis16" else "2017"
+        year = "2016" if source.kind.startswith("davis16") else "2017"
         videos = load_davis(root, source.split, year)
+        if source.kind.endswith("-dreamed"):
+            from vos_cli.data.dreamed import DreamedFramesDataset
+
+            return DreamedFramesDataset(videos, augment=data.augment, name=source.kind, **common)
         return VideoSnippetDataset(
             videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
         )
