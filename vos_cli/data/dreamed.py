@@ -22,17 +22,8 @@ from typing import Any
 import numpy as np
 
 from vos_cli.data.dreaming import DreamMotion, FirstFrameDreamer
-from vos_cli.data.snippets import (
-    EpochDataset,
-    Mode,
-    Snippet,
-    _finish,
-    compact_lut,
-    sample_rng,
-    video_length,
-)
+from vos_cli.data.snippets import Mode, Snippet, VideoSnippetDataset, _finish, sample_rng
 from vos_cli.data.transforms import (
-    IGNORE_LABEL,
     AugmentConfig,
     augment_snippet,
     frames_to_tensor,
@@ -47,14 +38,14 @@ for first-frame adaptation (dev J&F 0.572 without it, 0.614 at 0.2 over 6 frames
 0.15 shredded large objects into strands, 0.04 bends them and keeps them recognisable."""
 
 
-class DreamedFramesDataset(EpochDataset):
+class DreamedFramesDataset(VideoSnippetDataset):
     """Snippets of ``num_frames`` dreamed from one random annotated frame of a random video.
 
-    Videos are visited like :class:`~vos_cli.data.snippets.VideoSnippetDataset` does (each once
-    per ``len(videos)`` samples, in an order shuffled per epoch); within the video the frame is
-    uniform. The frame is flipped, zoomed and cropped to ``size`` first (the geometry of
-    ``augment``), then dreamed into motion with the colour part of ``augment``. Objects are
-    chosen as in the video datasets (``mode``, ``max_objects``).
+    Videos and objects are chosen as :class:`~vos_cli.data.snippets.VideoSnippetDataset` does
+    (each video once per ``len(videos)`` samples, in an order shuffled per epoch; ``mode``,
+    ``max_objects``); within the video the frame is uniform. The frame is flipped, zoomed and
+    cropped to ``size`` first (the geometry of ``augment``), then dreamed into motion with the
+    colour part of ``augment``.
     """
 
     def __init__(
@@ -73,23 +64,22 @@ class DreamedFramesDataset(EpochDataset):
         min_area: float = 0.002,
         max_retries: int = 20,
     ) -> None:
-        if not videos:
-            raise VosError(f"dataset {name!r} has no videos")
-        if mode not in ("single", "multi"):
-            raise VosError(f"unknown sampling mode {mode!r} (expected 'single' or 'multi')")
-        if num_frames < 2 or max_objects < 1:
-            raise VosError("a dreamed snippet needs num_frames >= 2 and max_objects >= 1")
-        super().__init__(samples_per_epoch or len(videos), seed)
-        self.videos = list(videos)
-        self._set_snippet_shape(num_frames, size, mode, max_objects, augment, name)
+        if num_frames < 2:
+            raise VosError("a dreamed snippet needs num_frames >= 2")
+        super().__init__(
+            videos,
+            num_frames,
+            size,
+            mode,
+            max_objects,
+            augment,
+            seed,
+            samples_per_epoch,
+            name=name,
+            min_area=min_area,
+            max_retries=max_retries,
+        )
         self.motion = motion
-        self.min_area = float(min_area)
-        self.max_retries = int(max_retries)
-        self._lengths = [video_length(v) for v in self.videos]
-
-    def _video_order(self, epoch: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed % 2**63, epoch % 2**63, 2**62])
-        return rng.permutation(len(self.videos))
 
     def sample(self, epoch: int, index: int) -> Snippet:
         rng = sample_rng(self.seed, epoch, index)
@@ -107,13 +97,9 @@ class DreamedFramesDataset(EpochDataset):
             video = self.videos[vid]
             frame = int(rng.integers(self._lengths[vid]))
             annotation = np.asarray(video.read_annotation(frame), dtype=np.uint8)
-            counts = np.bincount(annotation.ravel(), minlength=256)
-            min_raw = max(1, int(self.min_area * annotation.size))
-            candidates = [i for i in range(1, IGNORE_LABEL) if counts[i] >= min_raw]
-            if not candidates:
+            lut = self._pick_objects(annotation, rng)
+            if lut is None:
                 continue
-            chosen = rng.permutation(candidates)[: self.max_objects]
-            lut = compact_lut(sorted(int(c) for c in chosen))
             images = frames_to_tensor([video.read_frame(frame)])
             labels = labels_to_tensor([lut[annotation]])
             if tuple(images.shape[-2:]) != tuple(labels.shape[-2:]):

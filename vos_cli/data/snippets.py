@@ -214,6 +214,17 @@ class VideoSnippetDataset(EpochDataset):
         self._order_epoch: int | None = None
         self._order = np.arange(len(self.videos))
 
+    def _pick_objects(self, annotation: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """The lookup table keeping a random choice of the objects big enough in
+        ``annotation`` (see ``mode``), or None when there is none."""
+        counts = np.bincount(annotation.ravel(), minlength=256)
+        min_raw = max(1, int(self.min_area * annotation.size))
+        candidates = [i for i in range(1, IGNORE_LABEL) if counts[i] >= min_raw]
+        if not candidates:
+            return None
+        chosen = rng.permutation(candidates)[: self.max_objects]
+        return compact_lut(sorted(int(c) for c in chosen))
+
     def _video_order(self, epoch: int) -> np.ndarray:
         if self._order_epoch != epoch:
             rng = np.random.default_rng([self.seed % 2**63, epoch % 2**63, 2**62])
@@ -233,13 +244,9 @@ class VideoSnippetDataset(EpochDataset):
             video = self.videos[vid]
             frames = temporal_indices(self._lengths[vid], self.num_frames, rng, self.max_stride)
             first = np.asarray(video.read_annotation(int(frames[0])), dtype=np.uint8)
-            counts = np.bincount(first.ravel(), minlength=256)
-            min_raw = max(1, int(self.min_area * first.size))
-            candidates = [i for i in range(1, IGNORE_LABEL) if counts[i] >= min_raw]
-            if not candidates:
+            lut = self._pick_objects(first, rng)
+            if lut is None:
                 continue
-            chosen = rng.permutation(candidates)[: self.max_objects]
-            lut = compact_lut(sorted(int(c) for c in chosen))
             cache = {int(frames[0]): first}
             labels = []
             for f in frames.tolist():

@@ -213,7 +213,7 @@ class Tracker:
         with autocast(self.device, self.dtype):
             encoding = self.model.encode_frame(image)
             if self.states is not None:
-                object_probs = None
+                view_probs = []
                 if self.model.config.test_recurrence == "coarse":
                     coarse = []
                 for view, (state, owner) in enumerate(zip(self.states, owners, strict=True)):
@@ -221,10 +221,8 @@ class Tracker:
                     if coarse is not None:
                         coarse.append(torch.softmax(prediction.coarse_logits, dim=1))
                     fine = prediction.fine_logits  # softmax of 2 classes = sigmoid of the margin
-                    view_probs = _as_view(torch.sigmoid(fine[:, 1] - fine[:, 0]), view)
-                    object_probs = view_probs if object_probs is None else object_probs + view_probs
-                assert object_probs is not None
-                probs = aggregate(object_probs / self.views)  # (O + 1, Hp, Wp)
+                    view_probs.append(_as_view(torch.sigmoid(fine[:, 1] - fine[:, 0]), view))
+                probs = aggregate(torch.stack(view_probs).mean(0))  # (O + 1, Hp, Wp)
             else:
                 probs = torch.ones((1, *padded), device=self.device)
 
