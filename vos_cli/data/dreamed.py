@@ -84,7 +84,7 @@ class DreamedFramesDataset(VideoSnippetDataset):
     def sample(self, epoch: int, index: int) -> Snippet:
         rng = sample_rng(self.seed, epoch, index)
         order = self._video_order(epoch)
-        out_pixels = self.size[0] * self.size[1]
+        min_pixels = max(1, int(self.min_area * self.size[0] * self.size[1]))
         geometry = colour = None
         if self.augment is not None:
             # The crop takes the augmentation's geometry; the dreamer its colour and flicker.
@@ -110,14 +110,14 @@ class DreamedFramesDataset(VideoSnippetDataset):
                 images, labels = augment_snippet(images, labels, self.size, rng, geometry)
             else:
                 images, labels = resize_snippet(images, labels, self.size)
-            cropped = _finish(labels.long(), max(1, int(self.min_area * out_pixels)))
+            cropped = _finish(labels.long(), min_pixels)
             if cropped is None:
                 continue
             dreamer = FirstFrameDreamer(
                 images[0].float(), cropped[0][0], self.num_frames, self.motion, augment=colour
             )
             dreamed_images, dreamed_labels = dreamer.sample(rng)
-            finished = _finish(dreamed_labels, max(1, int(self.min_area * out_pixels)))
+            finished = _finish(dreamed_labels, min_pixels)
             if finished is None:
                 continue
             label_t, num = finished

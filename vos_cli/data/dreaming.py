@@ -235,9 +235,10 @@ class FirstFrameDreamer:
         """One snippet: images (T, 3, H, W) float32 in [0, 1] and labels (T, H, W) int64."""
         t = self.num_frames
         cam_m, cam_b = self._camera(rng)
+        camera_grid = self._grid(cam_m, cam_b)  # shared by the background and the ignore map
         images = F.grid_sample(
             self.background[None].expand(t, -1, -1, -1),
-            self._grid(cam_m, cam_b),
+            camera_grid,
             mode="bilinear",
             padding_mode="reflection",
             align_corners=False,
@@ -246,7 +247,7 @@ class FirstFrameDreamer:
         if bool(self.ignored.any()):
             moved = F.grid_sample(
                 self.ignored[None, None].float().expand(t, -1, -1, -1),
-                self._grid(cam_m, cam_b),
+                camera_grid,
                 mode="nearest",
                 padding_mode="reflection",
                 align_corners=False,
