@@ -96,6 +96,39 @@ def test_resume_gives_identical_weights(tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_extends_a_trained_model_with_matching(tmp_path):
+    """A model trained without matching fine-tunes with it; the rest starts from its weights."""
+    base = tmp_path / "base"
+    Trainer(
+        load_config("smoke", ["train.max_steps=2"]), base, progress=False, log=lambda m: None
+    ).run()
+    init = base / "checkpoints" / "last.pt"
+    extended = tmp_path / "extended"
+    config = load_config(
+        "smoke",
+        [
+            "train.max_steps=2",
+            f"train.init_weights='{init}'",
+            "model.use_matching=true",
+            "model.matching_dim=8",
+            "optim.extension_lr_scale=10.0",
+        ],
+    )
+    trainer = Trainer(config, extended, progress=False, log=lambda m: None)
+    trainer._setup()
+    start = trainer.model.state_dict()
+    for key, value in _weights(init).items():
+        assert torch.equal(start[key], value.to(start[key].dtype)), key
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [1e-3, pytest.approx(1e-2)]
+    trainer.run()
+    after = _weights(extended / "checkpoints" / "last.pt")
+    info = runner.invoke(app, ["weights", "info", str(extended / "checkpoints" / "last.pt")])
+    assert "feature matching 8" in info.output
+    assert not torch.equal(
+        after["matching.embed.weight"], torch.zeros_like(after["matching.embed.weight"])
+    )
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

@@ -23,6 +23,7 @@ from vos_cli.model.appearance import GaussianAppearance, MixtureParams
 from vos_cli.model.backbones import Backbone, build_backbone
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.heads import Fusion, MaskPropagation, Upsampler
+from vos_cli.model.matching import FeatureMatching
 
 STRIDE = 16
 
@@ -36,6 +37,7 @@ class FrameEncoding:
     s16: Tensor  # (B, C, h, w)
     s8: Tensor  # (B, U, 4h... ) projected s8
     s4: Tensor  # projected s4
+    match_keys: Tensor | None = None  # (B, K, h, w) unit-length matching keys
 
 
 @dataclass
@@ -46,25 +48,38 @@ class ObjectState:
     first_encoding: Tensor | None  # (N, P, h, w) first-frame part of the propagation conv
     first_mask: Tensor  # (N, 2, h, w)
     prev_mask: Tensor  # (N, 2, h, w)
+    first_keys: Tensor | None = None  # (N, K, h*w) first-frame matching keys
+    prev_keys: Tensor | None = None  # (N, K, h*w) previous-frame matching keys
 
     def index(self, idx: Tensor) -> ObjectState:
+        def pick(x: Tensor | None) -> Tensor | None:
+            return None if x is None else x[idx]
+
         return ObjectState(
             self.mixture.index(idx) if self.mixture is not None else None,
-            self.first_encoding[idx] if self.first_encoding is not None else None,
+            pick(self.first_encoding),
             self.first_mask[idx],
             self.prev_mask[idx],
+            pick(self.first_keys),
+            pick(self.prev_keys),
         )
 
     @staticmethod
     def cat(states: list[ObjectState]) -> ObjectState:
         first = states[0]
+
+        def join(name: str) -> Tensor | None:
+            if getattr(first, name) is None:
+                return None
+            return torch.cat([getattr(s, name) for s in states])
+
         return ObjectState(
             MixtureParams.cat([s.mixture for s in states]) if first.mixture is not None else None,
-            torch.cat([s.first_encoding for s in states])
-            if first.first_encoding is not None
-            else None,
-            torch.cat([s.first_mask for s in states]),
-            torch.cat([s.prev_mask for s in states]),
+            join("first_encoding"),
+            join("first_mask"),
+            join("prev_mask"),
+            join("first_keys"),
+            join("prev_keys"),
         )
 
 
@@ -109,6 +124,9 @@ class AGame(nn.Module):
             fusion_in, config.fusion_dim, config.encoding_dim, config.coarse_kernel
         )
         self.upsampler = Upsampler(config.encoding_dim, c8, c4, config.upsample_dim)
+        self.matching: FeatureMatching | None = None
+        if config.use_matching:
+            self.matching = FeatureMatching(c16, config.matching_dim, config.fusion_dim)
 
     # -- per frame ---------------------------------------------------------------------------
     def encode_frame(self, images: Tensor) -> FrameEncoding:
@@ -126,6 +144,7 @@ class AGame(nn.Module):
             s16=s16,
             s8=s8p,
             s4=s4p,
+            match_keys=self.matching.keys(s16) if self.matching is not None else None,
         )
 
     # -- per object --------------------------------------------------------------------------
@@ -141,7 +160,10 @@ class AGame(nn.Module):
         first_encoding = None
         if self.propagation is not None:
             first_encoding = self.propagation.encode_first(frame.s16)[owner]
-        return ObjectState(mixture, first_encoding, mask16, mask16)
+        keys = None
+        if self.matching is not None:
+            keys = frame.match_keys[owner].flatten(2)
+        return ObjectState(mixture, first_encoding, mask16, mask16, keys, keys)
 
     def predict(
         self, frame: FrameEncoding, state: ObjectState, owner: Tensor, fine: bool = True
@@ -159,7 +181,16 @@ class AGame(nn.Module):
                 state.prev_mask,
                 state.first_mask,
             )
-        encoding, coarse = self.fusion(scores, propagated)
+        matched = None
+        if self.matching is not None:
+            matched = self.matching(
+                frame.match_keys[owner],
+                state.first_keys,
+                state.first_mask,
+                state.prev_keys,
+                state.prev_mask,
+            )
+        encoding, coarse = self.fusion(scores, propagated, matched)
         if not fine:
             return Prediction(fine_logits=None, coarse_logits=coarse.float())
         fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner])
@@ -175,7 +206,10 @@ class AGame(nn.Module):
             mixture = self.appearance.update(x, mask16, mixture, self.config.update_rate)
             if self.config.detach_appearance:
                 mixture = MixtureParams(mixture.mean.detach(), mixture.var.detach())
-        return replace(state, mixture=mixture, prev_mask=mask16)
+        prev_keys = state.prev_keys
+        if self.matching is not None:
+            prev_keys = frame.match_keys[owner].flatten(2)
+        return replace(state, mixture=mixture, prev_mask=mask16, prev_keys=prev_keys)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

@@ -37,6 +37,10 @@ class ModelConfig:
     detach_appearance: bool = False
     update_appearance: bool = True
     test_recurrence: str = "aggregated_fine"
+    # Beyond the paper: nearest-neighbour feature matching to the first and previous frame as a
+    # further fusion input (vos_cli/model/matching.py). Off in the paper's and older models.
+    use_matching: bool = False
+    matching_dim: int = 64
     # Short side (pixels) the network runs at by default in `segment`/`bench`; 0 = the video's
     # own resolution. A model trained at low resolution can be both faster and better there.
     inference_size: int = 0

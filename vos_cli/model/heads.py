@@ -80,8 +80,14 @@ class Fusion(nn.Module):
         self.conv1 = conv(fusion_dim, encoding_dim, 3)
         self.predictor = conv(encoding_dim, 2, coarse_kernel)
 
-    def forward(self, scores: Tensor | None, encoding: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Returns the mask encoding and the coarse logits (not-object, object)."""
+    def forward(
+        self, scores: Tensor | None, encoding: Tensor | None, extra: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Returns the mask encoding and the coarse logits (not-object, object).
+
+        ``extra`` is added to ``conv0``'s output before its ReLU: the contribution of an input
+        with its own convolution (the matching maps), equivalent to more input channels.
+        """
         weight, bias = self.conv0.weight, self.conv0.bias
         k = 0 if scores is None else scores.shape[1]
         x = None
@@ -94,6 +100,8 @@ class Fusion(nn.Module):
             x = s if x is None else (x.to(exact) + s).to(x.dtype)
         else:
             x = x + bias.to(x.dtype).view(1, -1, 1, 1)
+        if extra is not None:
+            x = x + extra.to(x.dtype)
         encoding = F.relu(self.conv1(F.relu(x)))
         return encoding, self.predictor(encoding)
 

@@ -79,6 +79,9 @@ class OptimConfig:
     epochs: int = 160
     clip_grad_norm: float = 10.0
     coarse_loss_weight: float = 1.0
+    # Learning-rate factor for extension modules added to a trained model (matching): they start
+    # at zero weight and must catch up with heads that are already trained.
+    extension_lr_scale: float = 1.0
 
 
 @dataclass

@@ -41,6 +41,7 @@ def _frames_of(encoding: FrameEncoding, t: int, num_frames: int) -> FrameEncodin
         s16=pick(encoding.s16),
         s8=pick(encoding.s8),
         s4=pick(encoding.s4),
+        match_keys=pick(encoding.match_keys),
     )
 
 
