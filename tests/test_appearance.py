@@ -1,9 +1,12 @@
 """The generative appearance module against a plain float64 NumPy statement of eqs 3-8."""
 
 import numpy as np
+import pytest
 import torch
 
+from vos_cli.errors import VosError
 from vos_cli.model.appearance import GaussianAppearance, MixtureParams
+from vos_cli.model.config import ModelConfig
 
 
 def softplus(v: np.ndarray) -> np.ndarray:
@@ -137,3 +140,18 @@ def test_params_concatenate_per_object():
     both = MixtureParams.cat([a, b])
     assert both.mean.shape == (3, 4, 3)
     assert both.index(torch.tensor([1])).mean.sum() == 12
+
+
+@pytest.mark.parametrize(("init", "bound"), [("kaiming", (6 / 320) ** 0.5), ("pytorch", 320**-0.5)])
+def test_appearance_projection_initialisation(init, bound):
+    """Kaiming-uniform (the authors') or nn.Conv2d's own bounds, 2.45x apart (fan-in 320)."""
+    torch.manual_seed(0)
+    module = GaussianAppearance(320, 64, init=init)
+    weight = module.conv_in.weight
+    assert weight.abs().max() <= bound and weight.abs().max() > 0.99 * bound
+    assert (module.conv_in.bias.abs().max() == 0) == (init == "kaiming")
+
+
+def test_unknown_appearance_init_is_refused():
+    with pytest.raises(VosError, match="appearance_init"):
+        ModelConfig(appearance_init="xavier")

@@ -113,7 +113,11 @@ class AGame(nn.Module):
         self.appearance: GaussianAppearance | None = None
         if config.use_appearance:
             self.appearance = GaussianAppearance(
-                c16, config.appearance_dim, config.num_components, config.cov_reg_init
+                c16,
+                config.appearance_dim,
+                config.num_components,
+                config.cov_reg_init,
+                init=config.appearance_init,
             )
             fusion_in += config.num_components
         self.propagation: MaskPropagation | None = None

@@ -90,12 +90,20 @@ class GaussianAppearance(nn.Module):
     log-determinants and squared distances lose too much in bf16.
     """
 
-    def __init__(self, in_channels: int, dim: int, num_components: int = 4, reg_init: float = -2.0):
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        num_components: int = 4,
+        reg_init: float = -2.0,
+        init: str = "kaiming",
+    ):
         super().__init__()
         self.num_components = num_components
         self.conv_in = nn.Conv2d(in_channels, dim, kernel_size=1)
-        nn.init.kaiming_uniform_(self.conv_in.weight, nonlinearity="relu")  # as every head conv
-        nn.init.zeros_(self.conv_in.bias)
+        if init == "kaiming":  # as every head conv; otherwise nn.Conv2d's own initialisation
+            nn.init.kaiming_uniform_(self.conv_in.weight, nonlinearity="relu")
+            nn.init.zeros_(self.conv_in.bias)
         self.cov_reg = nn.Parameter(torch.full((num_components, dim), reg_init))
 
     def project(self, s16: Tensor) -> Tensor:

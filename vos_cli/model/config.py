@@ -31,6 +31,10 @@ class ModelConfig:
     num_components: int = 4
     update_rate: float = 0.1
     cov_reg_init: float = -2.0
+    # Initialisation of the appearance projection: "kaiming" (uniform, the authors' choice for
+    # every head conv) or "pytorch" (nn.Conv2d's own, 2.45x smaller bounds; the shipped lite0
+    # model was trained from it). Only matters when training from scratch.
+    appearance_init: str = "kaiming"
     use_appearance: bool = True
     use_propagation: bool = True
     appearance_softmax: bool = False
@@ -54,6 +58,8 @@ class ModelConfig:
             )
         if not (self.use_appearance or self.use_propagation):
             raise VosError("at least one of use_appearance and use_propagation must be on")
+        if self.appearance_init not in ("kaiming", "pytorch"):
+            raise VosError("appearance_init must be 'kaiming' or 'pytorch'")
         if self.test_recurrence not in ("aggregated_fine", "coarse"):
             raise VosError("test_recurrence must be 'aggregated_fine' or 'coarse'")
 
