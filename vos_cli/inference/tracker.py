@@ -250,13 +250,15 @@ class Tracker:
                 probs = _override(probs, labels, all_ids, first=self.states is None)
 
             if self.states is not None:
-                mask16 = pool_to_stride16(two_channel(probs[1 : self.num_objects + 1, None]))
+                object_probs = probs[1 : self.num_objects + 1, None]
+                mask16 = pool_to_stride16(two_channel(object_probs))
                 self.states = [
                     self.model.update(
                         encoding,
                         state,
                         owners[view],
                         coarse[view] if coarse is not None else _as_view(mask16, view),
+                        _as_view(object_probs, view),
                     )
                     for view, state in enumerate(self.states)
                 ]

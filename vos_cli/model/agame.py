@@ -23,6 +23,7 @@ from vos_cli.model.appearance import GaussianAppearance, MixtureParams
 from vos_cli.model.backbones import Backbone, build_backbone
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.heads import Fusion, MaskPropagation, Upsampler
+from vos_cli.model.mask_prior import MaskPrior, pool_prior
 from vos_cli.model.matching import FeatureMatching
 
 STRIDE = 16
@@ -50,6 +51,7 @@ class ObjectState:
     prev_mask: Tensor  # (N, 2, h, w)
     first_keys: Tensor | None = None  # (N, K, h*w) first-frame matching keys
     prev_keys: Tensor | None = None  # (N, K, h*w) previous-frame matching keys
+    prev_fine: Tensor | None = None  # (N, 1, H/4, W/4) previous fine object probability
 
     def index(self, idx: Tensor) -> ObjectState:
         def pick(x: Tensor | None) -> Tensor | None:
@@ -62,6 +64,7 @@ class ObjectState:
             self.prev_mask[idx],
             pick(self.first_keys),
             pick(self.prev_keys),
+            pick(self.prev_fine),
         )
 
     @staticmethod
@@ -80,6 +83,7 @@ class ObjectState:
             join("prev_mask"),
             join("first_keys"),
             join("prev_keys"),
+            join("prev_fine"),
         )
 
 
@@ -131,6 +135,9 @@ class AGame(nn.Module):
         self.matching: FeatureMatching | None = None
         if config.use_matching:
             self.matching = FeatureMatching(c16, config.matching_dim, config.fusion_dim)
+        self.mask_prior: MaskPrior | None = None
+        if config.use_mask_prior:
+            self.mask_prior = MaskPrior(config.upsample_dim)
 
     # -- per frame ---------------------------------------------------------------------------
     def encode_frame(self, images: Tensor) -> FrameEncoding:
@@ -167,7 +174,8 @@ class AGame(nn.Module):
         keys = None
         if self.matching is not None:
             keys = frame.match_keys[owner].flatten(2)
-        return ObjectState(mixture, first_encoding, mask16, mask16, keys, keys)
+        prior = pool_prior(mask[:, 1:2]) if self.mask_prior is not None else None
+        return ObjectState(mixture, first_encoding, mask16, mask16, keys, keys, prior)
 
     def predict(
         self, frame: FrameEncoding, state: ObjectState, owner: Tensor, fine: bool = True
@@ -197,13 +205,25 @@ class AGame(nn.Module):
         encoding, coarse = self.fusion(scores, propagated, matched)
         if not fine:
             return Prediction(fine_logits=None, coarse_logits=coarse.float())
-        fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner])
+        extra = None
+        if self.mask_prior is not None:
+            extra = self.mask_prior(state.prev_fine, frame.s4.dtype)
+        fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner], extra)
         return Prediction(fine_logits=fine_logits.float(), coarse_logits=coarse.float())
 
     def update(
-        self, frame: FrameEncoding, state: ObjectState, owner: Tensor, mask16: Tensor
+        self,
+        frame: FrameEncoding,
+        state: ObjectState,
+        owner: Tensor,
+        mask16: Tensor,
+        fine_prob: Tensor | None = None,
     ) -> ObjectState:
-        """Feed a soft (N, 2, h, w) stride-16 mask back: new mixture and previous mask."""
+        """Feed a soft (N, 2, h, w) stride-16 mask back: new mixture and previous mask.
+
+        ``fine_prob`` (N, 1, H, W), the object probability at full (padded) resolution, becomes
+        the next frame's mask prior; without it the prior stays as it was.
+        """
         mixture = state.mixture
         if self.appearance is not None and self.config.update_appearance:
             x = frame.appearance_x[owner]
@@ -213,7 +233,12 @@ class AGame(nn.Module):
         prev_keys = state.prev_keys
         if self.matching is not None:
             prev_keys = frame.match_keys[owner].flatten(2)
-        return replace(state, mixture=mixture, prev_mask=mask16, prev_keys=prev_keys)
+        prev_fine = state.prev_fine
+        if self.mask_prior is not None and fine_prob is not None:
+            prev_fine = pool_prior(fine_prob)
+        return replace(
+            state, mixture=mixture, prev_mask=mask16, prev_keys=prev_keys, prev_fine=prev_fine
+        )
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

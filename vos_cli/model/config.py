@@ -45,6 +45,9 @@ class ModelConfig:
     # further fusion input (vos_cli/model/matching.py). Off in the paper's and older models.
     use_matching: bool = False
     matching_dim: int = 64
+    # Beyond the paper: the previous frame's fine mask (at strides 8 and 4) as an input of the
+    # upsampler (vos_cli/model/mask_prior.py), so boundaries need not be redrawn from stride 16.
+    use_mask_prior: bool = False
     # Short side (pixels) the network runs at by default in `segment`/`bench`; 0 = the video's
     # own resolution. A model trained at low resolution can be both faster and better there.
     inference_size: int = 0

@@ -170,7 +170,7 @@ def load_state_strict(
 
 # Modules a model may gain on top of a trained one; they start as a no-op (zero-initialised
 # output), so loading the smaller model into the larger keeps the same function.
-EXTENSION_PREFIXES = ("matching.",)
+EXTENSION_PREFIXES = ("matching.", "mask_prior.")
 
 
 def load_extended(model: AGame, state: dict[str, torch.Tensor], source: str) -> None:

@@ -121,11 +121,23 @@ class Upsampler(nn.Module):
         """Object-independent projections of the shallow features (once per frame)."""
         return F.relu(self.project_s8(s8)), F.relu(self.project_s4(s4))
 
-    def forward(self, encoding: Tensor, s8p: Tensor, s4p: Tensor) -> Tensor:
-        """Returns fine logits at stride 1 (the input image's padded size)."""
+    def forward(
+        self,
+        encoding: Tensor,
+        s8p: Tensor,
+        s4p: Tensor,
+        extra: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """Returns fine logits at stride 1 (the input image's padded size).
+
+        ``extra`` (at s8, at s4) is added to the two blending convolutions' outputs before their
+        ReLUs: the contribution of the previous fine mask (``MaskPrior``), when there is one.
+        """
         x = F.interpolate(encoding, size=s8p.shape[-2:], mode="bilinear", align_corners=False)
-        x = F.relu(self.blend_s8(torch.cat([s8p, x.to(s8p.dtype)], dim=1)))
+        x = self.blend_s8(torch.cat([s8p, x.to(s8p.dtype)], dim=1))
+        x = F.relu(x if extra is None else x + extra[0].to(x.dtype))
         x = F.interpolate(x, size=s4p.shape[-2:], mode="bilinear", align_corners=False)
-        x = F.relu(self.blend_s4(torch.cat([s4p, x], dim=1)))
+        x = self.blend_s4(torch.cat([s4p, x], dim=1))
+        x = F.relu(x if extra is None else x + extra[1].to(x.dtype))
         x = self.predictor(x)
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)

@@ -100,7 +100,10 @@ class SnippetUnroller(nn.Module):
                 ious.append(self._iou(coarse_log, target))
             if t < frames - 1:  # the last frame's update would never be used
                 feedback = torch.softmax(pred.coarse_logits, dim=1)
-                state = model.update(frame, state, owner, feedback)
+                fine_prob = None
+                if pred.fine_logits is not None:
+                    fine_prob = torch.softmax(pred.fine_logits, dim=1)[:, 1:2]
+                state = model.update(frame, state, owner, feedback, fine_prob)
 
         coarse_loss = torch.stack(coarse_losses).mean()
         if fine_losses:
