@@ -101,7 +101,7 @@ class SnippetUnroller(nn.Module):
             if t < frames - 1:  # the last frame's update would never be used
                 feedback = torch.softmax(pred.coarse_logits, dim=1)
                 fine_prob = None
-                if pred.fine_logits is not None:
+                if model.mask_prior is not None and pred.fine_logits is not None:
                     fine_prob = torch.softmax(pred.fine_logits, dim=1)[:, 1:2]
                 state = model.update(frame, state, owner, feedback, fine_prob)
 
