@@ -50,6 +50,30 @@ def first_mask(height: int = 64, width: int = 96) -> np.ndarray:
     return mask
 
 
+def mirrored(a: np.ndarray) -> np.ndarray:
+    """An image or label map flipped left to right."""
+    return np.ascontiguousarray(a[:, ::-1])
+
+
+def track_both_ways(model, frames: list[np.ndarray], masks: dict[int, np.ndarray]):
+    """Track with the flip ensemble the video as given and mirrored (masks mirrored too).
+
+    Returns both runs' outputs in the video's own orientation (the mirrored run's flipped
+    back) and both trackers, for tests that the ensemble is mirror-symmetric.
+    """
+    from vos_cli.inference.tracker import Tracker
+
+    outputs, trackers = [], []
+    for mirror in (False, True):
+        view = mirrored if mirror else (lambda a: a)
+        tracker = Tracker(model, device="cpu", precision="fp32", flip=True)
+        for index, mask in masks.items():
+            tracker.add_mask(index, view(mask))
+        outputs.append([view(tracker.step(view(frame))) for frame in frames])
+        trackers.append(tracker)
+    return outputs, trackers
+
+
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     height, width = frames[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(

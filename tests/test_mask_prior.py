@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tests.conftest import TINY, first_mask, moving_shapes_frames
-from vos_cli.inference.tracker import Tracker
+from tests.conftest import TINY, first_mask, moving_shapes_frames, track_both_ways
 from vos_cli.model.agame import two_channel
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import build_model, load_extended, save_weights
@@ -93,16 +92,8 @@ def test_tracker_with_prior_flip_is_mirror_symmetric():
     with torch.no_grad():
         model.mask_prior.to_s4.weight.normal_(0, 0.5)
         model.mask_prior.to_s8.weight.normal_(0, 0.5)
-    frames = moving_shapes_frames(4)
-    outputs = []
-    for mirror in (False, True):
-
-        def view(a: np.ndarray, mirror: bool = mirror) -> np.ndarray:
-            return np.ascontiguousarray(a[:, ::-1]) if mirror else a
-
-        tracker = Tracker(model, device="cpu", precision="fp32", flip=True)
-        tracker.add_mask(0, view(first_mask()))
-        outputs.append([view(tracker.step(view(frame))) for frame in frames])
+    outputs, trackers = track_both_ways(model, moving_shapes_frames(4), {0: first_mask()})
+    for tracker in trackers:
         assert tracker.state.prev_fine.shape == (2, 1, 16, 24)
     for plain, mirrored in zip(*outputs, strict=True):
         assert (plain == mirrored).mean() > 0.999

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import TINY, first_mask, moving_shapes_frames
+from tests.conftest import TINY, first_mask, moving_shapes_frames, track_both_ways
 from vos_cli.errors import VosError
 from vos_cli.inference.tracker import Tracker
 from vos_cli.model.agame import two_channel
@@ -152,16 +152,8 @@ def matching_model():
 
 
 def test_tracker_with_matching_flip_is_mirror_symmetric(matching_model):
-    frames = moving_shapes_frames(4)
-    outputs = []
-    for mirror in (False, True):
-
-        def view(a: np.ndarray, mirror: bool = mirror) -> np.ndarray:
-            return np.ascontiguousarray(a[:, ::-1]) if mirror else a
-
-        tracker = Tracker(matching_model, device="cpu", precision="fp32", flip=True)
-        tracker.add_mask(0, view(first_mask()))
-        outputs.append([view(tracker.step(view(frame))) for frame in frames])
+    outputs, trackers = track_both_ways(matching_model, moving_shapes_frames(4), {0: first_mask()})
+    for tracker in trackers:
         state = tracker.state
         assert state.first_keys.shape == state.prev_keys.shape
         assert state.first_keys.shape[:2] == (2, matching_model.config.matching_dim)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import first_mask, moving_shapes_frames
+from tests.conftest import first_mask, moving_shapes_frames, track_both_ways
 from vos_cli.errors import VosError
 from vos_cli.inference.tracker import Tracker, working_size
 from vos_cli.model.agame import two_channel
@@ -71,16 +71,8 @@ def test_flip_ensemble_is_mirror_symmetric(model):
     frames = moving_shapes_frames(5)
     later = np.zeros((64, 96), np.uint8)
     later[44:60, 40:58] = 2
-    outputs = []
-    for mirror in (False, True):
-
-        def view(a: np.ndarray, mirror: bool = mirror) -> np.ndarray:
-            return np.ascontiguousarray(a[:, ::-1]) if mirror else a
-
-        tracker = Tracker(model, device="cpu", precision="fp32", flip=True)
-        tracker.add_mask(0, view(first_mask()))
-        tracker.add_mask(2, view(later))
-        outputs.append([view(tracker.step(view(frame))) for frame in frames])
+    outputs, trackers = track_both_ways(model, frames, {0: first_mask(), 2: later})
+    for tracker in trackers:
         assert tracker.object_ids == [1, 4, 2]
         assert len(tracker.states) == 2 and tracker.state is tracker.states[0]
     for plain, mirrored in zip(*outputs, strict=True):

@@ -207,7 +207,7 @@ class AGame(nn.Module):
             return Prediction(fine_logits=None, coarse_logits=coarse.float())
         extra = None
         if self.mask_prior is not None:
-            extra = self.mask_prior(state.prev_fine, frame.s4.dtype)
+            extra = self.mask_prior(state.prev_fine)
         fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner], extra)
         return Prediction(fine_logits=fine_logits.float(), coarse_logits=coarse.float())
 

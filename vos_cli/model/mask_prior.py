@@ -35,10 +35,10 @@ class MaskPrior(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
 
-    def forward(self, prior4: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    def forward(self, prior4: Tensor) -> tuple[Tensor, Tensor]:
         """(N, 1, H/4, W/4) previous object probability -> additions at s8 and at s4."""
         prior8 = F.avg_pool2d(prior4, kernel_size=2, stride=2)
         return (
-            self.to_s8(prior8.to(self.to_s8.weight.dtype)).to(dtype),
-            self.to_s4(prior4.to(self.to_s4.weight.dtype)).to(dtype),
+            self.to_s8(prior8.to(self.to_s8.weight.dtype)),
+            self.to_s4(prior4.to(self.to_s4.weight.dtype)),
         )
