@@ -26,6 +26,8 @@ SOURCE_KINDS = (
     "davis17",
     "davis16-dreamed",
     "davis17-dreamed",
+    "davis16-pasted",
+    "davis17-pasted",
     "ytvos",
     "synth-coco",
     "synth-salient",

@@ -38,6 +38,12 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
             from vos_cli.data.dreamed import DreamedFramesDataset
 
             return DreamedFramesDataset(videos, augment=data.augment, name=source.kind, **common)
+        if source.kind.endswith("-pasted"):
+            from vos_cli.data.pasted import PastedVideosDataset
+
+            return PastedVideosDataset(
+                videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
+            )
         return VideoSnippetDataset(
             videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
         )
