@@ -10,6 +10,7 @@ from tests.test_data_snippets import SIZE, FakeVideo, _check_format
 from tests.test_dreaming import STILL
 from vos_cli.data.dreamed import DreamedFramesDataset
 from vos_cli.data.dreaming import dilate
+from vos_cli.data.pasted import PastedVideosDataset
 from vos_cli.data.transforms import resize_snippet
 from vos_cli.errors import VosError
 
@@ -82,17 +83,19 @@ def test_videos_without_objects_are_refused():
         DreamedFramesDataset([], 4, SIZE)
 
 
-def test_config_source_builds_a_dreamed_dataset(tmp_path):
+@pytest.mark.parametrize(
+    "kind, dataset_class",
+    [("davis16-dreamed", DreamedFramesDataset), ("davis16-pasted", PastedVideosDataset)],
+)
+def test_config_source_builds_a_dataset_of_its_kind(tmp_path, kind, dataset_class):
     from tests.test_bench_davis import make_davis16
     from vos_cli.train.config import load_config
     from vos_cli.train.datasets import build_training_dataset
 
     root = make_davis16(tmp_path / "davis", ["a", "b"])
-    config = load_config(
-        "smoke", [f"data.sources=[{{kind='davis16-dreamed', root='{root}', split='val'}}]"]
-    )
+    config = load_config("smoke", [f"data.sources=[{{kind='{kind}', root='{root}', split='val'}}]"])
     dataset = build_training_dataset(config)
-    assert isinstance(dataset, DreamedFramesDataset)
+    assert isinstance(dataset, dataset_class)
     sample = dataset[0]
     assert sample["images"].shape[0] == config.data.num_frames
-    assert sample["source"].startswith("davis16-dreamed/")
+    assert sample["source"].startswith(f"{kind}/")

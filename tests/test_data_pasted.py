@@ -1,4 +1,8 @@
-"""Snippets pasting one video's objects over another's frames: compositing by hand, the dataset."""
+"""Snippets pasting one video's objects over another's frames: compositing by hand, the dataset.
+
+That a config source of kind `davis16-pasted` builds one is tested with the dreamed kind, in
+test_data_dreamed.py.
+"""
 
 from __future__ import annotations
 
@@ -117,19 +121,3 @@ def test_dataset_refuses_a_single_video_and_bad_scales():
         PastedVideosDataset([FakeVideo("a")], 4, SIZE)
     with pytest.raises(VosError, match="scale_range"):
         PastedVideosDataset([FakeVideo("a"), FakeVideo("b")], 4, SIZE, scale_range=(0.5, 1.5))
-
-
-def test_config_source_builds_a_pasted_dataset(tmp_path):
-    from tests.test_bench_davis import make_davis16
-    from vos_cli.train.config import load_config
-    from vos_cli.train.datasets import build_training_dataset
-
-    root = make_davis16(tmp_path / "davis", ["a", "b"])
-    config = load_config(
-        "smoke", [f"data.sources=[{{kind='davis16-pasted', root='{root}', split='val'}}]"]
-    )
-    dataset = build_training_dataset(config)
-    assert isinstance(dataset, PastedVideosDataset)
-    sample = dataset[0]
-    assert sample["images"].shape[0] == config.data.num_frames
-    assert sample["source"].startswith("davis16-pasted/")
