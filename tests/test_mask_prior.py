@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tests.conftest import TINY, first_mask, moving_shapes_frames, track_both_ways
+from tests.conftest import (
+    TINY,
+    first_mask,
+    frame_tensors,
+    moving_shapes_frames,
+    three_frame_fine_logits,
+    track_both_ways,
+)
 from vos_cli.model.agame import two_channel
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import build_model, load_extended, save_weights
@@ -18,23 +25,6 @@ def _tiny(use_mask_prior: bool, seed: int = 0):
     torch.manual_seed(seed)
     config = ModelConfig(**TINY, use_mask_prior=use_mask_prior)
     return build_model(config, backbone_weights=None)
-
-
-def _images(frames):
-    return [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
-
-
-def _three_frame_logits(model, frames, mask):
-    """Frame 2's fine logits after tracking frames 1 and 2, the fine output fed back."""
-    images = _images(frames)
-    owner = torch.zeros(1, dtype=torch.long)
-    with torch.no_grad():
-        state = model.init_objects(model.encode_frame(images[0]), owner, two_channel(mask))
-        frame1 = model.encode_frame(images[1])
-        pred = model.predict(frame1, state, owner)
-        fine_prob = torch.softmax(pred.fine_logits, 1)[:, 1:2]
-        state = model.update(frame1, state, owner, torch.softmax(pred.coarse_logits, 1), fine_prob)
-        return model.predict(model.encode_frame(images[2]), state, owner).fine_logits
 
 
 def test_pool_prior_by_hand():
@@ -52,16 +42,16 @@ def test_extended_model_starts_as_the_trained_one():
     load_extended(extended, plain.state_dict(), source="plain")
     frames = moving_shapes_frames(3)
     mask = torch.from_numpy(first_mask() == 1).float()[None, None]
-    base = _three_frame_logits(plain, frames, mask)
-    torch.testing.assert_close(_three_frame_logits(extended, frames, mask), base)
+    base = three_frame_fine_logits(plain, frames, mask)
+    torch.testing.assert_close(three_frame_fine_logits(extended, frames, mask), base)
     with torch.no_grad():  # once the prior has weight, it changes the output
         extended.mask_prior.to_s4.weight.normal_(0, 0.5)
-    assert not torch.allclose(_three_frame_logits(extended, frames, mask), base)
+    assert not torch.allclose(three_frame_fine_logits(extended, frames, mask), base)
 
 
 def test_state_carries_the_pooled_fine_mask():
     model = _tiny(True).eval()
-    frames = _images(moving_shapes_frames(2))
+    frames = frame_tensors(moving_shapes_frames(2))
     owner = torch.zeros(1, dtype=torch.long)
     mask = torch.from_numpy(first_mask() == 1).float()[None, None]
     with torch.no_grad():

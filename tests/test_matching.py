@@ -9,7 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import TINY, first_mask, moving_shapes_frames, track_both_ways
+from tests.conftest import (
+    TINY,
+    first_mask,
+    moving_shapes_frames,
+    three_frame_fine_logits,
+    track_both_ways,
+)
 from vos_cli.errors import VosError
 from vos_cli.inference.tracker import Tracker
 from vos_cli.model.agame import two_channel
@@ -91,17 +97,6 @@ def _tiny(use_matching: bool, seed: int = 0):
     return build_model(ModelConfig(**TINY, use_matching=use_matching), backbone_weights=None)
 
 
-def _two_frame_logits(model, frames, mask):
-    images = [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
-    owner = torch.zeros(1, dtype=torch.long)
-    with torch.no_grad():
-        state = model.init_objects(model.encode_frame(images[0]), owner, two_channel(mask))
-        frame1 = model.encode_frame(images[1])
-        pred = model.predict(frame1, state, owner)
-        state = model.update(frame1, state, owner, torch.softmax(pred.coarse_logits, 1))
-        return model.predict(model.encode_frame(images[2]), state, owner).fine_logits
-
-
 def test_extended_model_starts_as_the_trained_one():
     """Loading a model without matching into one with it keeps the function (zero init)."""
     plain = _tiny(False).eval()
@@ -109,11 +104,11 @@ def test_extended_model_starts_as_the_trained_one():
     load_extended(extended, plain.state_dict(), source="plain")
     frames = moving_shapes_frames(3)
     mask = torch.from_numpy(first_mask() == 1).float()[None, None]
-    base = _two_frame_logits(plain, frames, mask)
-    torch.testing.assert_close(_two_frame_logits(extended, frames, mask), base)
+    base = three_frame_fine_logits(plain, frames, mask)
+    torch.testing.assert_close(three_frame_fine_logits(extended, frames, mask), base)
     with torch.no_grad():  # once the matching input has weight, it changes the output
         extended.matching.embed.weight.normal_(0, 0.5)
-    assert not torch.allclose(_two_frame_logits(extended, frames, mask), base)
+    assert not torch.allclose(three_frame_fine_logits(extended, frames, mask), base)
 
 
 def test_load_extended_refuses_what_does_not_fit():
