@@ -111,7 +111,19 @@ def _names_from_pairs(lines: list[str], path: Path) -> list[str]:
 
 
 def _split_names(root: Path, split: str, year: str) -> list[str]:
-    """Find and parse the split list; the 2016 package has two list formats."""
+    """Find and parse the split list; the 2016 package has two list formats.
+
+    A ``split`` ending in ``.txt`` is a list file of one's own (one sequence name a line), so an
+    experiment can hold out a wider validation set without writing into the data folder.
+    """
+    if split.endswith(".txt"):
+        path = Path(split).expanduser()
+        if not path.is_file():
+            raise VosError(f"Split list {path} does not exist")
+        names = list(dict.fromkeys(_read_lines(path)))
+        if not names:
+            raise VosError(f"Split list {path} names no sequences")
+        return names
     sets = root / "ImageSets"
     if year == "2017":
         candidates = [(sets / "2017" / f"{split}.txt", False)]
