@@ -174,3 +174,17 @@ def test_unknown_sequences(tmp_path: Path) -> None:
 def test_bad_year(tmp_path: Path) -> None:
     with pytest.raises(VosError, match="2018"):
         load_davis(tmp_path, "val", "2018")  # type: ignore[arg-type]
+
+
+def test_split_can_be_a_list_file_of_ones_own(tmp_path: Path) -> None:
+    root = tmp_path / "davis"
+    for name in ("bear", "boat", "bus"):
+        write_sequence(root, name, [_ids((1, 1, 3, 1, 3))])
+    listing = tmp_path / "held-out.txt"
+    listing.write_text("bus\n\nbear\nbus\n")  # blank lines skipped, duplicates kept once
+    assert [s.name for s in load_davis(root, str(listing), "2016")] == ["bus", "bear"]
+    with pytest.raises(VosError, match="does not exist"):
+        load_davis(root, str(tmp_path / "missing.txt"), "2016")
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(VosError, match="names no sequences"):
+        load_davis(root, str(tmp_path / "empty.txt"), "2016")
