@@ -341,3 +341,30 @@ def test_sequence_error_names_the_sequence(tmp_path: Path, tiny_model_path: Path
     save_palette(root / "Annotations" / "480p" / "cows" / "00000.png", np.zeros((H, W), np.uint8))
     with pytest.raises(VosError, match="sequence cows: .*no object"):
         run_davis_bench(root, results_dir=tmp_path / "r", weights=tiny_model_path, device="cpu")
+
+
+def test_size_groups_split_objects_by_first_mask_area(tmp_path):
+    from types import SimpleNamespace
+
+    from vos_cli.bench.object_size import first_mask_fractions, size_groups
+    from vos_cli.data.davis import DavisSequence
+
+    # A 10x10 first annotation: object 1 covers 2 pixels (2%), object 2 covers 20 (20%),
+    # 5 void pixels are nobody's.
+    ids = np.zeros((10, 10), dtype=np.uint8)
+    ids[0, :2] = 1
+    ids[5:7, :] = 2
+    ids[9, :5] = 255
+    path = tmp_path / "00000.png"
+    Image.fromarray(ids).save(path)
+    seq = DavisSequence("s", [path], [path], binary_annotations=False)
+    assert first_mask_fractions(seq) == {1: 0.02, 2: 0.2}
+
+    def scored(object_id, j, f):
+        return SimpleNamespace(sequence="s", object_id=object_id, j_mean=j, f_mean=f)
+
+    objects = [scored(1, 0.2, 0.4), scored(2, 0.8, 0.6), scored(3, 0.5, 0.5)]  # 3 enters later
+    small, large = size_groups(objects, [seq])
+    assert (small.name, small.objects, large.name, large.objects) == ("small", 2, "large", 1)
+    assert small.j_mean == pytest.approx(0.35) and small.f_mean == pytest.approx(0.45)
+    assert large.jf_mean == pytest.approx(0.7)
