@@ -151,26 +151,11 @@ def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_model_path: Path) 
     assert per_seq[0] == list(SEQUENCE_COLUMNS)
     assert [row[0] for row in per_seq[1:]] == ["cows_1", "cows_2", "cows_3", "dogs_1", "dogs_2"]
     timing = read_csv(results / "timing-val.csv")
-    assert timing[0] == ["sequence", "frames", "model_fps", "total_fps", "adapt_seconds"]
+    assert timing[0] == ["sequence", "frames", "model_fps", "total_fps"]
     assert [row[:2] for row in timing[1:]] == [["cows", "4"], ["dogs", "4"]]
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in timing[1:])
-    assert all(float(row[4]) == 0.0 for row in timing[1:])  # no --adapt: no adaptation
     out = error_line(r)
     assert "J&F-Mean" in out and "frames/s" in out and "model" in out
-    assert "Adapt s" not in out
-
-
-def test_cli_davis_with_first_frame_adaptation(tmp_path: Path, tiny_model_path: Path) -> None:
-    root = make_davis17(tmp_path / "davis", {"cows": 2})
-    results = tmp_path / "res"
-    args = ["--weights", str(tiny_model_path), "--device", "cpu", "--precision", "fp32"]
-    r = invoke("davis17", "--root", str(root), "--results", str(results), "--adapt", "2", *args)
-    assert r.exit_code == 0, r.output
-    timing = read_csv(results / "timing-val.csv")
-    assert float(timing[1][4]) > 0  # the one-off adaptation is timed apart from the frames
-    assert "Adapt s" in r.output
-    refused = invoke("davis17", "--root", str(root), "--eval-only", "--adapt", "2")
-    assert refused.exit_code == 2 and "--adapt" in error_line(refused)
 
 
 def test_cli_davis_with_the_flip_ensemble(tmp_path: Path, tiny_model_path: Path) -> None:

@@ -17,7 +17,6 @@ from rich.console import Console
 
 from vos_cli.bench.command import bench
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import DEFAULT_ADAPT_STEPS, adapt_config
 
 app = typer.Typer(
     name="vos",
@@ -49,16 +48,6 @@ SizeOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
-AdaptOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--adapt",
-        help="Fine-tune the heads for this many steps on videos dreamed from the first mask "
-        "before tracking (better masks, a one-off cost); 0 = off. Default: "
-        f"{DEFAULT_ADAPT_STEPS}.",
-    ),
-]
-
 FlipOpt = Annotated[
     bool,
     typer.Option(
@@ -114,7 +103,6 @@ def segment(
     precision: PrecisionOpt = "auto",
     size: SizeOpt = None,
     force: ForceOpt = False,
-    adapt: AdaptOpt = None,
     flip: FlipOpt = False,
     compile: Annotated[
         bool,
@@ -146,7 +134,6 @@ def segment(
         size=size,
         force=force,
         compile=compile,
-        adapt=adapt_config(adapt),
         flip=flip,
     )
     columns = (
@@ -174,10 +161,9 @@ def segment(
     where = " and ".join(str(p) for p in (summary.out_dir, summary.overlay) if p is not None)
     ids = ",".join(str(i) for i in summary.objects)
     status = "interrupted after" if summary.interrupted else "segmented"
-    adapted = f" (adaptation {summary.adapt_seconds:.0f} s)" if summary.adapt_seconds else ""
     out_console.print(
         f"{status} {summary.frames} frames, {len(summary.objects)} object(s) [{ids}], "
-        f"{summary.fps:.1f} frames/s{adapted} -> {where}"
+        f"{summary.fps:.1f} frames/s -> {where}"
     )
     if summary.interrupted:
         raise typer.Exit(130)

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import DEFAULT_ADAPT_STEPS, adapt_config
 
 DATASETS = ("davis17", "davis16", "ytvos", "speed", "memory")
 
@@ -97,14 +96,6 @@ def bench(
         typer.Option(
             "--size",
             help="Network short side (default: the model's own; 0 = the video's resolution).",
-        ),
-    ] = None,
-    adapt: Annotated[
-        int | None,
-        typer.Option(
-            "--adapt",
-            help="davis17, davis16, ytvos: first-frame adaptation steps per video, 0 = off "
-            f"(default {DEFAULT_ADAPT_STEPS}, as vos segment).",
         ),
     ] = None,
     flip: Annotated[
@@ -206,7 +197,6 @@ def bench(
         "--force": force,
         "--processes": processes is not None,
         "--all-frames": all_frames,
-        "--adapt": adapt is not None,
     }
     main_rank = os.environ.get("RANK", "0") in ("", "0")
 
@@ -273,7 +263,6 @@ def bench(
                 device=device,
                 precision=precision,
                 size=size,
-                adapt=adapt_config(adapt),
                 flip=flip,
                 force=force,
                 progress=progress,
@@ -295,8 +284,6 @@ def bench(
     from vos_cli.bench.davis import run_davis_bench, timing_table
     from vos_cli.metrics import results_table
 
-    if eval_only and adapt is not None:
-        raise VosError("--adapt runs the model, which --eval-only does not")
     if eval_only and flip:
         raise VosError("--flip runs the model, which --eval-only does not")
     the_split = split or "val"
@@ -312,7 +299,6 @@ def bench(
             device=device,
             precision=precision,
             size=size,
-            adapt=adapt_config(adapt),
             flip=flip,
             force=force,
             processes=processes,

@@ -28,7 +28,6 @@ from vos_cli.bench.distributed import (
 )
 from vos_cli.data.davis import DavisSequence, load_davis
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import resolve_device, resolve_precision
 from vos_cli.inference.sequences import first_appearances
 from vos_cli.inference.tracker import Tracker, check_size
@@ -41,7 +40,7 @@ from vos_cli.model.factory import load_model
 from vos_cli.weights_registry import resolve_weights
 
 DAVIS_DATASETS = {"davis17": "2017", "davis16": "2016"}
-TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps", "adapt_seconds")
+TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps")
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)`` with phase ``"segment"`` or ``"score"``."""
@@ -56,18 +55,13 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 @dataclass(frozen=True)
 class SequenceTiming:
-    """How long one sequence took: the network alone, and decode + network + PNG writing.
-
-    ``adapt_seconds`` is the one-off first-frame adaptation (``--adapt``): in the end-to-end
-    time, not in the network's per-frame time.
-    """
+    """How long one sequence took: the network alone, and decode + network + PNG writing."""
 
     sequence: str
     frames: int
     objects: int
     model_seconds: float
     total_seconds: float
-    adapt_seconds: float = 0.0
 
     @property
     def model_fps(self) -> float:
@@ -100,10 +94,6 @@ class RunTiming:
         return sum(t.model_seconds for t in self.sequences)
 
     @property
-    def adapt_seconds(self) -> float:
-        return sum(t.adapt_seconds for t in self.sequences)
-
-    @property
     def model_fps(self) -> float:
         s = self.model_seconds
         return self.frames / s if s > 0 else float("nan")
@@ -127,7 +117,6 @@ def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
             str(t.frames),
             f"{t.model_fps:.3f}",
             f"{t.total_fps:.3f}",
-            f"{t.adapt_seconds:.3f}",
         ]
         for t in timing.sequences
     ]
@@ -139,30 +128,19 @@ def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
 
 
 def timing_table(timing: RunTiming, title: str = "Speed") -> Table:
-    """Per-sequence frames/s and a bold total row (model-only and end to end).
-
-    With first-frame adaptation, an "Adapt s" column gives its one-off seconds per sequence.
-    """
-    adapted = timing.adapt_seconds > 0
+    """Per-sequence frames/s and a bold total row (model-only and end to end)."""
     table = Table(title=title)
     table.add_column("Sequence")
     table.add_column("Frames", justify="right")
     table.add_column("Objects", justify="right")
     table.add_column("Model fps", justify="right")
     table.add_column("Total fps", justify="right")
-    if adapted:
-        table.add_column("Adapt s", justify="right")
     for t in timing.sequences:
         row = [t.sequence, str(t.frames), str(t.objects), _fps(t.model_fps), _fps(t.total_fps)]
-        table.add_row(*row, *([f"{t.adapt_seconds:.1f}"] if adapted else []))
+        table.add_row(*row)
     label = "all" if timing.processes == 1 else f"all ({timing.processes} processes)"
     total = [label, str(timing.frames), "", _fps(timing.model_fps), _fps(timing.run_fps)]
-    table.add_row(
-        *total,
-        *([f"{timing.adapt_seconds:.1f}"] if adapted else []),
-        style="bold",
-        end_section=True,
-    )
+    table.add_row(*total, style="bold", end_section=True)
     return table
 
 
@@ -252,14 +230,8 @@ def track_and_write(
         writer.close()
     except VosError as exc:
         raise VosError(f"sequence {name}: {exc}") from None
-    adapt_seconds = tracker.adapt_report.seconds if tracker.adapt_report is not None else 0.0
     return SequenceTiming(
-        name,
-        num_frames,
-        tracker.num_objects,
-        model_seconds - adapt_seconds,
-        time.perf_counter() - start,
-        adapt_seconds,
+        name, num_frames, tracker.num_objects, model_seconds, time.perf_counter() - start
     )
 
 
@@ -271,7 +243,6 @@ def segment_davis_sequences(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
-    adapt: AdaptConfig | None = None,
     flip: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[SequenceTiming]:
@@ -285,9 +256,7 @@ def segment_davis_sequences(
     for seq in sequences:
         n = len(seq.frame_paths)
         masks = first_appearances(seq, n)
-        tracker = Tracker(
-            model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
-        )
+        tracker = Tracker(model, device=device, precision=precision, size=size, flip=flip)
         names = [p.stem for p in seq.frame_paths]
         timings.append(
             track_and_write(
@@ -352,7 +321,6 @@ def run_davis_bench(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
-    adapt: AdaptConfig | None = None,
     flip: bool = False,
     force: bool = False,
     processes: int | None = None,
@@ -395,7 +363,6 @@ def run_davis_bench(
                 size,
                 force,
                 progress,
-                adapt,
                 flip,
             )
         if not ctx.is_main:
@@ -435,7 +402,6 @@ def _segment_sharded(
     size: int | None,
     force: bool,
     progress: Progress,
-    adapt: AdaptConfig | None = None,
     flip: bool = False,
 ) -> RunTiming:
     """Every rank segments its share; returns all ranks' timings (on every rank)."""
@@ -461,7 +427,6 @@ def _segment_sharded(
             device=device,
             precision=precision,
             size=size,
-            adapt=adapt,
             flip=flip,
             progress=advance,
         )

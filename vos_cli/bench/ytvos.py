@@ -39,7 +39,6 @@ from vos_cli.bench.davis import (
 from vos_cli.bench.distributed import gather_outcomes, init_distributed, run_on_main, shutdown
 from vos_cli.data.davis import read_label_png
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import resolve_device
 from vos_cli.inference.tracker import Tracker
 from vos_cli.io.atomic import temp_beside
@@ -210,7 +209,6 @@ def segment_ytvos_videos(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
-    adapt: AdaptConfig | None = None,
     flip: bool = False,
     progress: Progress = no_progress,
 ) -> tuple[list[SequenceTiming], list[str]]:
@@ -235,9 +233,7 @@ def segment_ytvos_videos(
             writer.close()
             timings.append(SequenceTiming(video.name, 0, 0, 0.0, time.perf_counter() - start))
         else:
-            tracker = Tracker(
-                model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
-            )
+            tracker = Tracker(model, device=device, precision=precision, size=size, flip=flip)
             timings.append(
                 track_and_write(
                     tracker,
@@ -310,7 +306,6 @@ def run_ytvos(
     device: str = "auto",
     precision: str = "auto",
     size: int | None = None,
-    adapt: AdaptConfig | None = None,
     flip: bool = False,
     force: bool = False,
     progress: Progress = no_progress,
@@ -346,7 +341,6 @@ def run_ytvos(
                 device=device,
                 precision=precision,
                 size=size,
-                adapt=adapt,
                 flip=flip,
                 progress=progress,
             )
