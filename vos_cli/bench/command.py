@@ -249,7 +249,7 @@ def bench(
             {"--eval-only": eval_only},
             "DAVIS (YouTube-VOS ground truth is withheld: upload submission.zip to the official server)",
         )
-        from vos_cli.bench.davis import timing_table
+        from vos_cli.bench.timing import timing_table
         from vos_cli.bench.ytvos import run_ytvos
 
         with _progress_bar(err_console, main_rank) as progress:
@@ -281,7 +281,8 @@ def bench(
         return
 
     _refuse(dataset, {"--all-frames": all_frames}, "ytvos")
-    from vos_cli.bench.davis import run_davis_bench, timing_table
+    from vos_cli.bench.davis import run_davis_bench
+    from vos_cli.bench.timing import timing_table
     from vos_cli.metrics import results_table
 
     if eval_only and flip:
@@ -341,7 +342,8 @@ def _memory(
     """``vos bench memory``: the table and a PASSED/FAILED line; exit code 0 either way, since
     a failed check is a finding to report, not a usage error."""
     from vos_cli.bench import memory as mem
-    from vos_cli.bench.speed import parse_objects, write_json
+    from vos_cli.bench.numbers import write_json
+    from vos_cli.bench.speed import parse_objects
     from vos_cli.cli import err_console, out_console
 
     count = mem.DEFAULT_OBJECTS

@@ -25,23 +25,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from vos_cli.bench.davis import (
-    NamedPngWriter,
+from vos_cli.bench.distributed import gather_outcomes, init_distributed, run_on_main, shutdown
+from vos_cli.bench.timing import RunTiming, SequenceTiming, write_timing_csv
+from vos_cli.bench.tracking import (
     Progress,
-    RunTiming,
-    SequenceTiming,
     check_run_options,
     default_results_dir,
     no_progress,
     track_and_write,
-    write_timing_csv,
 )
-from vos_cli.bench.distributed import gather_outcomes, init_distributed, run_on_main, shutdown
 from vos_cli.data.davis import read_label_png
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device
 from vos_cli.inference.tracker import Tracker
 from vos_cli.io.atomic import temp_beside
+from vos_cli.io.masks import NamedPngWriter
 from vos_cli.io.paths import prepare_output_dir
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import load_model
