@@ -21,7 +21,6 @@ H, W = 64, 96
 N_FRAMES = 4
 
 runner = CliRunner()
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def objects_at(t: int, n_objects: int) -> np.ndarray:
@@ -298,8 +297,8 @@ def test_unknown_sequence_and_benchmark_and_misplaced_options(tmp_path: Path) ->
     r = invoke("davis17", "--root", str(root), "--sequences", "cows,zebra", "--eval-only")
     assert r.exit_code == 2 and "zebra" in error_line(r)
     r = invoke("davis18", "--root", str(root))
-    assert r.exit_code == 2 and "davis17" in error_line(r)
-    r = invoke("davis17", "--root", str(root), "--objects", "1,2")
+    assert r.exit_code == 2 and "davis18" in error_line(r)
+    r = invoke("davis17", "--root", str(root), "--objects", "1,2")  # a speed option
     assert r.exit_code == 2 and "--objects" in error_line(r)
     r = invoke("davis17")
     assert r.exit_code == 2 and "--root" in error_line(r)
