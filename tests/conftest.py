@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -12,7 +13,11 @@ import torch
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import build_model, save_weights
 
-torch.set_num_threads(2)
+# One thread: the tests' inputs are tiny, so intra-op threads gain nothing, and on a busy 2-core
+# machine OpenMP workers spinning next to the decode and PNG threads slow the suite down many
+# times. Child processes (vos run as a command, torchrun) inherit it through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 TINY = dict(appearance_dim=8, propagation_dim=8, fusion_dim=8, encoding_dim=8, upsample_dim=8)
 
@@ -95,13 +100,3 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 @pytest.fixture()
 def shapes_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "shapes.mp4", moving_shapes_frames(12))
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
-    OpenMP workers next to the decode and PNG threads slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
