@@ -5,7 +5,9 @@ from __future__ import annotations
 import resource
 import sys
 import threading
-from types import TracebackType
+from concurrent.futures import ThreadPoolExecutor
+
+from vos_cli.io.closing import Closing
 
 _MB = 1024.0 * 1024.0
 
@@ -32,8 +34,9 @@ def max_rss_mb() -> float:
     return ru_maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-class RssSampler:
-    """Samples RSS in a thread: ``ru_maxrss`` cannot be reset, so per-run peaks need sampling."""
+class RssSampler(Closing):
+    """Samples RSS in a worker thread from construction to :meth:`close` (or the end of a
+    ``with`` block): ``ru_maxrss`` cannot be reset, so per-run peaks need sampling."""
 
     def __init__(self, interval_s: float = 0.005) -> None:
         self.interval_s = interval_s
@@ -41,7 +44,8 @@ class RssSampler:
         self.peak_mb = self.start_mb
         self.samples = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rss-sampler")
+        self._job = self._pool.submit(self._run) if self.start_mb is not None else None
 
     def _sample(self) -> None:
         now = current_rss_mb()
@@ -53,20 +57,12 @@ class RssSampler:
         while not self._stop.wait(self.interval_s):
             self._sample()
 
-    def __enter__(self) -> RssSampler:
-        if self.start_mb is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Stop sampling, with a last sample."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        if self._job is not None:
+            self._job.result()
+        self._pool.shutdown()
         self._sample()
 
     @property

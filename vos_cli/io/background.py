@@ -10,11 +10,12 @@ import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import TracebackType
 from typing import Any
 
+from vos_cli.io.closing import Closing
 
-class BackgroundJobs:
+
+class BackgroundJobs(Closing):
     """Runs submitted calls in order in one worker thread, at most ``maxsize`` waiting.
 
     A call's exception is re-raised in the caller's thread by a later :meth:`submit` or by
@@ -52,15 +53,7 @@ class BackgroundJobs:
         with contextlib.suppress(Exception):
             self.close()
 
-    def __enter__(self) -> BackgroundJobs:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def exit(self, exc: BaseException | None) -> None:
         if exc is None:
             self.close()
         else:

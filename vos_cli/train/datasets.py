@@ -44,7 +44,8 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
         return VideoSnippetDataset(
             videos, augment=data.augment, name="ytvos", max_stride=data.max_stride, **common
         )
-    from vos_cli.data.synth import SynthVOS, load_synth_source
+    from vos_cli.data.synth import SynthVOS
+    from vos_cli.data.synth_sources import load_synth_source
 
     split = source.split if source.kind == "synth-coco" else ""
     instances, backgrounds = load_synth_source(root, split or "train2017")
