@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vos_cli.bench.davis import run_davis_bench
+from vos_cli.bench.tracking import TrackerSettings
 from vos_cli.cli import app
 from vos_cli.errors import VosError
 from vos_cli.io.masks import DAVIS_PALETTE
@@ -203,7 +204,9 @@ def test_default_results_folder_is_under_cwd(
 ) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     monkeypatch.chdir(tmp_path)
-    report = run_davis_bench(root, weights=tiny_model_path, device="cpu", processes=1)
+    report = run_davis_bench(
+        root, weights=tiny_model_path, settings=TrackerSettings("cpu"), processes=1
+    )
     assert report.results_dir == Path("results/davis17-val")
     assert (tmp_path / "results/davis17-val/cows/00003.png").is_file()
     assert (tmp_path / "results/davis17-val/per-sequence_results-val.csv").is_file()
@@ -220,7 +223,7 @@ def test_davis16_zero_255_masks(tmp_path: Path, tiny_model_path: Path) -> None:
         dataset="davis16",
         results_dir=results,
         weights=tiny_model_path,
-        device="cpu",
+        settings=TrackerSettings("cpu"),
         processes=1,
     )
     for name in ("blackswan", "car"):
@@ -312,7 +315,11 @@ def test_withheld_ground_truth_is_segmented_not_scored(
         (root / "Annotations" / "480p" / "cows" / f"{t:05d}.png").unlink()
     results = tmp_path / "res"
     report = run_davis_bench(
-        root, split="test-dev", results_dir=results, weights=tiny_model_path, device="cpu"
+        root,
+        split="test-dev",
+        results_dir=results,
+        weights=tiny_model_path,
+        settings=TrackerSettings("cpu"),
     )
     assert report.result is None and report.note and "not scored" in report.note
     assert len(list((results / "cows").glob("*.png"))) == N_FRAMES
@@ -324,4 +331,9 @@ def test_sequence_error_names_the_sequence(tmp_path: Path, tiny_model_path: Path
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     save_palette(root / "Annotations" / "480p" / "cows" / "00000.png", np.zeros((H, W), np.uint8))
     with pytest.raises(VosError, match="sequence cows: .*no object"):
-        run_davis_bench(root, results_dir=tmp_path / "r", weights=tiny_model_path, device="cpu")
+        run_davis_bench(
+            root,
+            results_dir=tmp_path / "r",
+            weights=tiny_model_path,
+            settings=TrackerSettings("cpu"),
+        )

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from vos_cli.bench.tracking import TrackerSettings
 from vos_cli.bench.ytvos import load_ytvos_eval, run_ytvos
 from vos_cli.cli import app
 from vos_cli.errors import VosError
@@ -80,7 +81,7 @@ def test_run_writes_submission(tmp_path: Path, tiny_model_path: Path) -> None:
     root = make_ytvos(tmp_path / "yt", extra_frames=True)
     results = tmp_path / "sub"
     report = run_ytvos(
-        root, results_dir=results, weights=tiny_model_path, device="cpu", precision="fp32"
+        root, results_dir=results, weights=tiny_model_path, settings=TrackerSettings("cpu", "fp32")
     )
     for video in ("late", "solo"):
         written = sorted(p.stem for p in (results / "Annotations" / video).glob("*.png"))
@@ -108,7 +109,7 @@ def test_run_writes_submission(tmp_path: Path, tiny_model_path: Path) -> None:
         videos=["late"],
         all_frames=True,
         weights=tiny_model_path,
-        device="cpu",
+        settings=TrackerSettings("cpu"),
     )
     assert everything.videos == ["late"]
     assert len(list((tmp_path / "all/Annotations/late").glob("*.png"))) == 7

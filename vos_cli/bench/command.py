@@ -136,6 +136,7 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
         ] = None,
     ) -> None:
         from vos_cli.bench.davis import run_davis_bench
+        from vos_cli.bench.tracking import TrackerSettings
         from vos_cli.metrics import results_table
 
         if eval_only and flip:
@@ -149,10 +150,7 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
                 eval_only=eval_only,
                 sequences=_split_names(sequences),
                 weights=weights,
-                device=device,
-                precision=precision,
-                size=size,
-                flip=flip,
+                settings=TrackerSettings(device, precision, size, flip),
                 force=force,
                 processes=processes,
                 progress=progress,
@@ -207,6 +205,7 @@ def ytvos(
 
     The ground truth is withheld: upload submission.zip to the official server.
     """
+    from vos_cli.bench.tracking import TrackerSettings
     from vos_cli.bench.ytvos import run_ytvos
 
     with _progress_bar(_is_main_rank()) as progress:
@@ -217,10 +216,7 @@ def ytvos(
             videos=_split_names(sequences),
             all_frames=all_frames,
             weights=weights,
-            device=device,
-            precision=precision,
-            size=size,
-            flip=flip,
+            settings=TrackerSettings(device, precision, size, flip),
             force=force,
             progress=progress,
         )
@@ -234,6 +230,23 @@ def ytvos(
 
 
 # ----------------------------------------------------------------------------- speed, memory
+
+
+def _model_options(
+    weights: Path | None, device: str, precision: str, size: int | None
+) -> dict[str, Any]:
+    """The keyword arguments naming the model and how it runs, as the speed and memory
+    benchmarks take them."""
+    return {"weights": weights, "device": device, "precision": precision, "size": size}
+
+
+def _show(table: Any, data: dict[str, Any], json_out: Path | None) -> None:
+    """A benchmark's table, and its numbers as JSON when ``--json`` asks for them."""
+    from vos_cli.bench.numbers import write_json
+
+    out_console.print(table)
+    if json_out is not None:
+        out_console.print(f"wrote {write_json(data, json_out)}")
 
 
 @bench_app.command("speed")
@@ -264,24 +277,19 @@ def speed(
     from vos_cli.bench import speed as sp
 
     report = sp.run_speed_bench(
+        **_model_options(weights, device, precision, size),
         source=source,
         frames=frames,
         height=height,
         width=width,
         objects=sp.parse_objects(objects),
-        weights=weights,
         backbone=backbone,
-        device=device,
-        precision=precision,
-        size=size,
         warmup=warmup,
         compile=compile_,
         flip=flip,
         progress=note,
     )
-    out_console.print(sp.speed_table(report))
-    if json_out is not None:
-        out_console.print(f"wrote {sp.write_speed_json(report, json_out)}")
+    _show(sp.speed_table(report), report.to_dict(), json_out)
 
 
 @bench_app.command("memory")
@@ -308,21 +316,15 @@ def memory(
     finding to report, not a usage error.
     """
     from vos_cli.bench import memory as mem
-    from vos_cli.bench.numbers import write_json
 
     report = mem.run_memory_bench(
         mem.parse_lengths(lengths),
+        **_model_options(weights, device, precision, size),
         height=mem.DEFAULT_HEIGHT if height is None else height,
         width=mem.DEFAULT_WIDTH if width is None else width,
         objects=objects,
-        weights=weights,
-        size=size,
-        device=device,
-        precision=precision,
         overlay=overlay,
         progress=note,
     )
-    out_console.print(mem.memory_table(report))
-    if json_out is not None:
-        out_console.print(f"wrote {write_json(report.to_dict(), json_out)}")
+    _show(mem.memory_table(report), report.to_dict(), json_out)
     out_console.print(report.verdict())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vos_cli.bench.distributed import (
@@ -19,10 +19,11 @@ from vos_cli.bench.distributed import (
     run_on_main,
     shutdown,
 )
-from vos_cli.bench.timing import RunTiming, SequenceTiming, write_timing_csv
+from vos_cli.bench.timing import RunReport, RunTiming, SequenceTiming, write_timing_csv
 from vos_cli.bench.tracking import (
     Progress,
-    check_run_options,
+    TrackerSettings,
+    counter,
     default_results_dir,
     no_progress,
     track_and_write,
@@ -31,7 +32,6 @@ from vos_cli.data.davis import DavisSequence, load_davis
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device
 from vos_cli.inference.sequences import first_appearances
-from vos_cli.inference.tracker import Tracker
 from vos_cli.io.paths import prepare_output_dir
 from vos_cli.metrics import BenchResult, evaluate_results, write_results_csv
 from vos_cli.model.agame import AGame
@@ -47,11 +47,7 @@ def segment_davis_sequences(
     sequences: Iterable[DavisSequence],
     model: AGame,
     results_dir: Path,
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    size: int | None = None,
-    flip: bool = False,
+    settings: TrackerSettings,
     progress: Callable[[str], None] | None = None,
 ) -> list[SequenceTiming]:
     """Write ``results_dir/<seq>/<frame>.png`` for every sequence (semi-supervised protocol).
@@ -64,7 +60,7 @@ def segment_davis_sequences(
     for seq in sequences:
         n = len(seq.frame_paths)
         masks = first_appearances(seq, n)
-        tracker = Tracker(model, device=device, precision=precision, size=size, flip=flip)
+        tracker = settings.tracker(model)
         names = [p.stem for p in seq.frame_paths]
         timings.append(
             track_and_write(
@@ -80,7 +76,7 @@ def segment_davis_sequences(
 
 
 @dataclass
-class BenchReport:
+class BenchReport(RunReport):
     """What a DAVIS bench run produced (on torchrun ranks other than 0: no scores, no files)."""
 
     dataset: str
@@ -88,9 +84,6 @@ class BenchReport:
     results_dir: Path
     sequences: list[str]
     result: BenchResult | None = None
-    timing: RunTiming | None = None
-    files: list[Path] = field(default_factory=list)
-    is_main: bool = True
     note: str | None = None
 
 
@@ -115,10 +108,7 @@ def run_davis_bench(
     eval_only: bool = False,
     sequences: list[str] | None = None,
     weights: Path | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    size: int | None = None,
-    flip: bool = False,
+    settings: TrackerSettings = TrackerSettings(),
     force: bool = False,
     processes: int | None = None,
     progress: Progress = no_progress,
@@ -142,25 +132,15 @@ def run_davis_bench(
     if workers < 1:
         raise VosError(f"--processes must be at least 1, got {workers}")
     if not eval_only:
-        check_run_options(device, precision, size)
+        settings.check()
     seqs = load_davis(root, split, year, sequences)  # type: ignore[arg-type]
     report = BenchReport(dataset, split, results_dir, [s.name for s in seqs])
 
-    ctx = init_distributed(resolve_device(device))
+    ctx = init_distributed(resolve_device(settings.device))
     try:
         if not eval_only:
             report.timing = _segment_sharded(
-                ctx,
-                seqs,
-                results_dir,
-                root,
-                weights,
-                device,
-                precision,
-                size,
-                force,
-                progress,
-                flip,
+                ctx, seqs, results_dir, root, weights, settings, force, progress
             )
         if not ctx.is_main:
             report.is_main = False
@@ -173,14 +153,7 @@ def run_davis_bench(
                 f"results written to {results_dir}, not scored"
             )
             return report
-        done = 0
-
-        def scored(name: str) -> None:
-            nonlocal done
-            done += 1
-            progress("score", done, len(seqs))
-
-        progress("score", 0, len(seqs))
+        scored = counter(progress, "score", len(seqs))
         report.result = evaluate_results(seqs, results_dir, workers, progress=scored)
         report.files[:0] = write_results_csv(report.result, results_dir, split)
         return report
@@ -194,12 +167,9 @@ def _segment_sharded(
     results_dir: Path,
     root: Path,
     weights: Path | None,
-    device: str,
-    precision: str,
-    size: int | None,
+    settings: TrackerSettings,
     force: bool,
     progress: Progress,
-    flip: bool = False,
 ) -> RunTiming:
     """Every rank segments its share; returns all ranks' timings (on every rank)."""
     weights_path = resolve_weights(weights)
@@ -209,24 +179,8 @@ def _segment_sharded(
     def work() -> tuple[list[SequenceTiming], float]:
         model, _ = load_model(weights_path)
         start = time.perf_counter()
-        done = 0
-
-        def advance(name: str) -> None:
-            nonlocal done
-            done += 1
-            progress("segment", done, len(mine))
-
-        progress("segment", 0, len(mine))
-        timings = segment_davis_sequences(
-            mine,
-            model,
-            results_dir,
-            device=device,
-            precision=precision,
-            size=size,
-            flip=flip,
-            progress=advance,
-        )
+        advance = counter(progress, "segment", len(mine))
+        timings = segment_davis_sequences(mine, model, results_dir, settings, advance)
         return timings, time.perf_counter() - start
 
     outcomes = gather_outcomes(ctx, work)

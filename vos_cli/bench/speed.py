@@ -27,7 +27,7 @@ from rich.table import Table
 
 from vos_cli.bench.clip import generate_clip, synthetic_mask
 from vos_cli.bench.encode import encode_mp4
-from vos_cli.bench.numbers import parse_counts, per_second, write_json
+from vos_cli.bench.numbers import parse_counts, per_second
 from vos_cli.bench.rss import RssSampler, current_rss_mb, max_rss_mb
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device, resolve_precision
@@ -101,10 +101,6 @@ class SpeedReport:
             {**asdict(r), "model_fps": r.model_fps, "e2e_fps": r.e2e_fps} for r in self.rows
         ]
         return data
-
-
-def write_speed_json(report: SpeedReport, path: Path) -> Path:
-    return write_json(report.to_dict(), path)
 
 
 def speed_table(report: SpeedReport) -> Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.table import Table
@@ -63,6 +63,15 @@ class RunTiming:
         return self.frames / self.wall_seconds if self.wall_seconds > 0 else float("nan")
 
 
+@dataclass(kw_only=True)
+class RunReport:
+    """What every dataset run reports; on torchrun ranks other than 0 only ``is_main`` False."""
+
+    timing: RunTiming | None = None
+    files: list[Path] = field(default_factory=list)
+    is_main: bool = True
+
+
 def _fps(value: float) -> str:
     return "-" if value != value else f"{value:.2f}"  # NaN check without math import
 
@@ -91,10 +100,8 @@ def timing_table(timing: RunTiming, title: str = "Speed") -> Table:
     """Per-sequence frames/s and a bold total row (model-only and end to end)."""
     table = Table(title=title)
     table.add_column("Sequence")
-    table.add_column("Frames", justify="right")
-    table.add_column("Objects", justify="right")
-    table.add_column("Model fps", justify="right")
-    table.add_column("Total fps", justify="right")
+    for name in ("Frames", "Objects", "Model fps", "Total fps"):
+        table.add_column(name, justify="right")
     for t in timing.sequences:
         row = [t.sequence, str(t.frames), str(t.objects), _fps(t.model_fps), _fps(t.total_fps)]
         table.add_row(*row)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from vos_cli.inference.runtime import resolve_device, resolve_precision
 from vos_cli.inference.tracker import Tracker, check_size
 from vos_cli.io.masks import NamedPngWriter
 from vos_cli.io.video import Prefetcher
+from vos_cli.model.agame import AGame
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)`` with phase ``"segment"`` or ``"score"``."""
@@ -32,10 +34,39 @@ def default_results_dir(dataset: str, split: str) -> Path:
     return Path("results") / f"{dataset}-{split}"
 
 
-def check_run_options(device: str, precision: str, size: int | None) -> None:
-    """Fail on bad --device/--precision/--size before any folder is made or model loaded."""
-    resolve_precision(precision, resolve_device(device))
-    check_size(size)
+@dataclass(frozen=True)
+class TrackerSettings:
+    """How every sequence of a run is tracked (``--device``, ``--precision``, ``--size``,
+    ``--flip``), passed down as one value."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    size: int | None = None
+    flip: bool = False
+
+    def check(self) -> None:
+        """Fail on bad settings before any folder is made or model loaded."""
+        resolve_precision(self.precision, resolve_device(self.device))
+        check_size(self.size)
+
+    def tracker(self, model: AGame) -> Tracker:
+        """A fresh tracker for one sequence."""
+        return Tracker(
+            model, device=self.device, precision=self.precision, size=self.size, flip=self.flip
+        )
+
+
+def counter(progress: Progress, phase: str, total: int) -> Callable[[str], None]:
+    """Report ``phase`` at 0 of ``total`` now; the callback returned reports one more done."""
+    done = 0
+    progress(phase, 0, total)
+
+    def advance(name: str) -> None:
+        nonlocal done
+        done += 1
+        progress(phase, done, total)
+
+    return advance
 
 
 def _writable(frame: np.ndarray) -> np.ndarray:
