@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -12,7 +13,11 @@ import torch
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import build_model, save_weights
 
-torch.set_num_threads(2)
+# One thread: the tests' inputs are tiny, so intra-op threads gain nothing, and on a busy 2-core
+# machine OpenMP workers spinning next to the decode and PNG threads slow the suite down many
+# times. Child processes (vos run as a command, torchrun) inherit it through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 TINY = dict(appearance_dim=8, propagation_dim=8, fusion_dim=8, encoding_dim=8, upsample_dim=8)
 
@@ -74,31 +79,6 @@ def track_both_ways(model, frames: list[np.ndarray], masks: dict[int, np.ndarray
     return outputs, trackers
 
 
-def frame_tensors(frames: list[np.ndarray]) -> list[torch.Tensor]:
-    """HxWx3 uint8 frames as the (1,3,H,W) float tensors in [0, 1] the model encodes."""
-    return [torch.from_numpy(f).permute(2, 0, 1)[None].float() / 255 for f in frames]
-
-
-def three_frame_fine_logits(model, frames: list[np.ndarray], mask: torch.Tensor) -> torch.Tensor:
-    """Frame 2's fine logits after tracking frame 1 from frame 0's ``mask`` (1,1,H,W).
-
-    Both of frame 1's outputs are fed back, the coarse one to the appearance model and the fine
-    one to the mask prior (models without one ignore it), for tests that an opt-in extension
-    changes what the network computes only once its weights leave zero.
-    """
-    from vos_cli.model.agame import two_channel
-
-    images = frame_tensors(frames)
-    owner = torch.zeros(1, dtype=torch.long)
-    with torch.no_grad():
-        state = model.init_objects(model.encode_frame(images[0]), owner, two_channel(mask))
-        frame1 = model.encode_frame(images[1])
-        pred = model.predict(frame1, state, owner)
-        fine_prob = torch.softmax(pred.fine_logits, 1)[:, 1:2]
-        state = model.update(frame1, state, owner, torch.softmax(pred.coarse_logits, 1), fine_prob)
-        return model.predict(model.encode_frame(images[2]), state, owner).fine_logits
-
-
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     height, width = frames[0].shape[:2]
     writer = imageio_ffmpeg.write_frames(
@@ -120,13 +100,3 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
 @pytest.fixture()
 def shapes_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "shapes.mp4", moving_shapes_frames(12))
-
-
-@pytest.fixture(scope="module")
-def one_torch_thread():
-    """Tiny inputs gain nothing from intra-op threads, and on a busy 2-core machine spinning
-    OpenMP workers next to the decode and PNG threads slow these tests down many times."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vos_cli.bench.davis import run_davis_bench
+from vos_cli.bench.tracking import TrackerSettings
 from vos_cli.cli import app
 from vos_cli.errors import VosError
 from vos_cli.io.masks import DAVIS_PALETTE
@@ -21,7 +22,6 @@ H, W = 64, 96
 N_FRAMES = 4
 
 runner = CliRunner()
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def objects_at(t: int, n_objects: int) -> np.ndarray:
@@ -151,26 +151,11 @@ def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_model_path: Path) 
     assert per_seq[0] == list(SEQUENCE_COLUMNS)
     assert [row[0] for row in per_seq[1:]] == ["cows_1", "cows_2", "cows_3", "dogs_1", "dogs_2"]
     timing = read_csv(results / "timing-val.csv")
-    assert timing[0] == ["sequence", "frames", "model_fps", "total_fps", "adapt_seconds"]
+    assert timing[0] == ["sequence", "frames", "model_fps", "total_fps"]
     assert [row[:2] for row in timing[1:]] == [["cows", "4"], ["dogs", "4"]]
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in timing[1:])
-    assert all(float(row[4]) == 0.0 for row in timing[1:])  # no --adapt: no adaptation
     out = error_line(r)
     assert "J&F-Mean" in out and "frames/s" in out and "model" in out
-    assert "Adapt s" not in out
-
-
-def test_cli_davis_with_first_frame_adaptation(tmp_path: Path, tiny_model_path: Path) -> None:
-    root = make_davis17(tmp_path / "davis", {"cows": 2})
-    results = tmp_path / "res"
-    args = ["--weights", str(tiny_model_path), "--device", "cpu", "--precision", "fp32"]
-    r = invoke("davis17", "--root", str(root), "--results", str(results), "--adapt", "2", *args)
-    assert r.exit_code == 0, r.output
-    timing = read_csv(results / "timing-val.csv")
-    assert float(timing[1][4]) > 0  # the one-off adaptation is timed apart from the frames
-    assert "Adapt s" in r.output
-    refused = invoke("davis17", "--root", str(root), "--eval-only", "--adapt", "2")
-    assert refused.exit_code == 2 and "--adapt" in error_line(refused)
 
 
 def test_cli_davis_with_the_flip_ensemble(tmp_path: Path, tiny_model_path: Path) -> None:
@@ -219,7 +204,9 @@ def test_default_results_folder_is_under_cwd(
 ) -> None:
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     monkeypatch.chdir(tmp_path)
-    report = run_davis_bench(root, weights=tiny_model_path, device="cpu", processes=1)
+    report = run_davis_bench(
+        root, weights=tiny_model_path, settings=TrackerSettings("cpu"), processes=1
+    )
     assert report.results_dir == Path("results/davis17-val")
     assert (tmp_path / "results/davis17-val/cows/00003.png").is_file()
     assert (tmp_path / "results/davis17-val/per-sequence_results-val.csv").is_file()
@@ -236,7 +223,7 @@ def test_davis16_zero_255_masks(tmp_path: Path, tiny_model_path: Path) -> None:
         dataset="davis16",
         results_dir=results,
         weights=tiny_model_path,
-        device="cpu",
+        settings=TrackerSettings("cpu"),
         processes=1,
     )
     for name in ("blackswan", "car"):
@@ -313,8 +300,8 @@ def test_unknown_sequence_and_benchmark_and_misplaced_options(tmp_path: Path) ->
     r = invoke("davis17", "--root", str(root), "--sequences", "cows,zebra", "--eval-only")
     assert r.exit_code == 2 and "zebra" in error_line(r)
     r = invoke("davis18", "--root", str(root))
-    assert r.exit_code == 2 and "davis17" in error_line(r)
-    r = invoke("davis17", "--root", str(root), "--objects", "1,2")
+    assert r.exit_code == 2 and "davis18" in error_line(r)
+    r = invoke("davis17", "--root", str(root), "--objects", "1,2")  # a speed option
     assert r.exit_code == 2 and "--objects" in error_line(r)
     r = invoke("davis17")
     assert r.exit_code == 2 and "--root" in error_line(r)
@@ -328,7 +315,11 @@ def test_withheld_ground_truth_is_segmented_not_scored(
         (root / "Annotations" / "480p" / "cows" / f"{t:05d}.png").unlink()
     results = tmp_path / "res"
     report = run_davis_bench(
-        root, split="test-dev", results_dir=results, weights=tiny_model_path, device="cpu"
+        root,
+        split="test-dev",
+        results_dir=results,
+        weights=tiny_model_path,
+        settings=TrackerSettings("cpu"),
     )
     assert report.result is None and report.note and "not scored" in report.note
     assert len(list((results / "cows").glob("*.png"))) == N_FRAMES
@@ -340,7 +331,12 @@ def test_sequence_error_names_the_sequence(tmp_path: Path, tiny_model_path: Path
     root = make_davis17(tmp_path / "davis", {"cows": 1})
     save_palette(root / "Annotations" / "480p" / "cows" / "00000.png", np.zeros((H, W), np.uint8))
     with pytest.raises(VosError, match="sequence cows: .*no object"):
-        run_davis_bench(root, results_dir=tmp_path / "r", weights=tiny_model_path, device="cpu")
+        run_davis_bench(
+            root,
+            results_dir=tmp_path / "r",
+            weights=tiny_model_path,
+            settings=TrackerSettings("cpu"),
+        )
 
 
 def test_size_groups_split_objects_by_first_mask_area(tmp_path):

@@ -84,6 +84,7 @@ def _rank_main(rank: int, port: int, root: str, results: str, weights: str, out:
         MASTER_PORT=str(port),
     )
     from vos_cli.bench.davis import run_davis_bench
+    from vos_cli.bench.tracking import TrackerSettings
 
     record: dict = {}
     try:
@@ -91,8 +92,7 @@ def _rank_main(rank: int, port: int, root: str, results: str, weights: str, out:
             Path(root),
             results_dir=Path(results),
             weights=Path(weights),
-            device="cpu",
-            precision="fp32",
+            settings=TrackerSettings("cpu", "fp32"),
             processes=1,
         )
         record = {

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from vos_cli.bench.clip import first_frame_mask, generate_clip, iter_clip
+from vos_cli.bench.encode import encode_mp4
 from vos_cli.bench.memory import (
     MemoryReport,
     MemoryRow,
@@ -18,13 +20,11 @@ from vos_cli.bench.memory import (
     parse_lengths,
     run_memory_bench,
 )
-from vos_cli.bench.speed import encode_mp4, first_frame_mask, generate_clip, iter_clip
 from vos_cli.cli import app
 from vos_cli.errors import VosError
 from vos_cli.io.video import open_frames
 
 runner = CliRunner()
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_iter_clip_yields_the_frames_of_generate_clip() -> None:

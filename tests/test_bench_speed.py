@@ -12,18 +12,13 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from vos_cli.bench.speed import (
-    RssSampler,
-    generate_clip,
-    parse_objects,
-    run_speed_bench,
-    speed_table,
-)
+from vos_cli.bench.clip import generate_clip
+from vos_cli.bench.rss import RssSampler
+from vos_cli.bench.speed import parse_objects, run_speed_bench, speed_table
 from vos_cli.cli import app
 from vos_cli.errors import VosError
 
 runner = CliRunner()
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_generated_clip_is_deterministic_with_every_object_visible() -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from vos_cli.data.synth import (
-    SynthVOS,
+from vos_cli.data.synth import SynthVOS
+from vos_cli.data.synth_sources import (
     load_salient_instances,
     load_synth_source,
     load_yolo_instances,

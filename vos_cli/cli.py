@@ -6,18 +6,24 @@ code 2, and Ctrl-C into exit code 130 after the work function has closed its out
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from vos_cli.bench.command import bench
+from vos_cli.bench.command import bench_app
+from vos_cli.console import err_console, handles_errors, out_console
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import DEFAULT_ADAPT_STEPS, adapt_config
+from vos_cli.options import (
+    CompileOpt,
+    DeviceOpt,
+    FlipOpt,
+    ForceOpt,
+    PrecisionOpt,
+    SizeOpt,
+    WeightsOpt,
+)
 
 app = typer.Typer(
     name="vos",
@@ -28,68 +34,7 @@ app = typer.Typer(
 )
 weights_app = typer.Typer(help="Inspect and convert weights files.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
-
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")]
-WeightsOpt = Annotated[
-    Path | None,
-    typer.Option("--weights", help="Weights file (default: the model shipped with vos)."),
-]
-SizeOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--size",
-        help="Short side the network runs at (default: the model's own, 240 for the shipped "
-        "model; 0 = the video's resolution). Masks are always written at the video's size.",
-    ),
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
-AdaptOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--adapt",
-        help="Fine-tune the heads for this many steps on videos dreamed from the first mask "
-        "before tracking (better masks, a one-off cost); 0 = off. Default: "
-        f"{DEFAULT_ADAPT_STEPS}.",
-    ),
-]
-
-FlipOpt = Annotated[
-    bool,
-    typer.Option(
-        "--flip",
-        help="Also track the mirrored video and average the two (slightly better masks, "
-        "about half the speed).",
-    ),
-]
-
-
-def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code)
-
-
-def handles_errors(func: F) -> F:
-    """Clean one-line errors instead of tracebacks for anything the user can cause."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except VosError as exc:
-            fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(130) from None
-        except MemoryError:
-            fail("out of memory; try --size to run the network at a lower resolution")
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(bench_app, name="bench")
 
 
 @app.command()
@@ -114,15 +59,8 @@ def segment(
     precision: PrecisionOpt = "auto",
     size: SizeOpt = None,
     force: ForceOpt = False,
-    adapt: AdaptOpt = None,
     flip: FlipOpt = False,
-    compile: Annotated[
-        bool,
-        typer.Option(
-            "--compile",
-            help="torch.compile the backbone: ~30 s once, then faster with one object.",
-        ),
-    ] = False,
+    compile: CompileOpt = False,
 ) -> None:
     """Follow the objects of a first-frame mask through a video."""
     from rich.progress import (
@@ -146,7 +84,6 @@ def segment(
         size=size,
         force=force,
         compile=compile,
-        adapt=adapt_config(adapt),
         flip=flip,
     )
     columns = (
@@ -174,10 +111,9 @@ def segment(
     where = " and ".join(str(p) for p in (summary.out_dir, summary.overlay) if p is not None)
     ids = ",".join(str(i) for i in summary.objects)
     status = "interrupted after" if summary.interrupted else "segmented"
-    adapted = f" (adaptation {summary.adapt_seconds:.0f} s)" if summary.adapt_seconds else ""
     out_console.print(
         f"{status} {summary.frames} frames, {len(summary.objects)} object(s) [{ids}], "
-        f"{summary.fps:.1f} frames/s{adapted} -> {where}"
+        f"{summary.fps:.1f} frames/s -> {where}"
     )
     if summary.interrupted:
         raise typer.Exit(130)
@@ -293,9 +229,6 @@ def weights_average(
 
     average_weights(sources, out, force=force)
     out_console.print(f"wrote {out} (the mean of {len(sources)} checkpoints)")
-
-
-app.command("bench")(handles_errors(bench))
 
 
 def main() -> None:

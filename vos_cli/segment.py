@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.tracker import Tracker
 from vos_cli.io.masks import MaskWriter, object_ids, read_mask, resize_nearest
 from vos_cli.io.overlay import OverlayWriter
@@ -38,7 +37,6 @@ class SegmentRequest:
     size: int | None = None
     force: bool = False
     compile: bool = False
-    adapt: AdaptConfig | None = None
     flip: bool = False
     """Also track the mirrored video and average the two views (see :class:`Tracker`)."""
 
@@ -53,8 +51,6 @@ class SegmentSummary:
     truncated: bool = False
     interrupted: bool = False
     warnings: list[str] = field(default_factory=list)
-    adapt_seconds: float = 0.0
-    """The one-off first-frame adaptation, included in ``seconds``."""
 
     @property
     def fps(self) -> float:
@@ -126,16 +122,10 @@ def segment_video(
         precision=request.precision,
         size=request.size,
         compile=request.compile,
-        adapt=request.adapt,
         flip=request.flip,
     )
     for frame_index, labels in sorted(given.items()):
         tracker.add_mask(frame_index, labels)
-    if tracker.adapt_config is not None:
-        notify(
-            f"adapting the network to frame {min(given)}'s mask first "
-            f"({tracker.adapt_config.steps} steps)"
-        )
 
     frames_done = 0
     interrupted = failed = False
@@ -193,5 +183,4 @@ def segment_video(
         truncated=source.truncated,
         interrupted=interrupted,
         warnings=summary_warnings,
-        adapt_seconds=tracker.adapt_report.seconds if tracker.adapt_report is not None else 0.0,
     )

@@ -1,24 +1,58 @@
-"""The ``vos bench`` command: option parsing and printing only; the work is in the bench modules.
+"""The ``vos bench`` commands: one per benchmark, option parsing and printing only.
 
-Registered by ``vos_cli.cli`` as ``app.command("bench")(handles_errors(bench))``. This module
-imports ``vos_cli.cli`` only inside the function (for its consoles), so cli.py can import it at
-the top without an import cycle. VosError is left to propagate to ``handles_errors``.
+The work is in the bench modules; VosError propagates to ``handles_errors``. Options that several
+benchmarks share are declared once (here and in :mod:`vos_cli.options`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from vos_cli.console import err_console, handles_errors, note, out_console
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import DEFAULT_ADAPT_STEPS, adapt_config
+from vos_cli.options import (
+    CompileOpt,
+    DeviceOpt,
+    FlipOpt,
+    PrecisionOpt,
+    SizeOpt,
+    WeightsOpt,
+)
 
-DATASETS = ("davis17", "davis16", "ytvos", "speed", "memory")
+bench_app = typer.Typer(
+    help="Benchmarks: DAVIS 2017/2016 J&F with frames/s, a YouTube-VOS submission, raw speed, "
+    "or whether memory stays flat with video length.\n\n"
+    "Under torchrun (torchrun --nproc_per_node N --no-python vos bench davis17 ...) the "
+    "sequences are split over the processes; rank 0 scores and writes the CSVs.",
+    no_args_is_help=True,
+)
+
+RootOpt = Annotated[Path | None, typer.Option("--root", help="Dataset folder.")]
+ResultsOpt = Annotated[
+    Path | None,
+    typer.Option("--results", help="Results folder (default results/<dataset>-<split>)."),
+]
+SequencesOpt = Annotated[
+    str | None, typer.Option("--sequences", help="Only these sequences/videos: a,b,c.")
+]
+BenchForceOpt = Annotated[
+    bool, typer.Option("--force", help="Write into a non-empty results folder.")
+]
+HeightOpt = Annotated[
+    int | None, typer.Option("--height", help="Generated frame height (default 480).")
+]
+WidthOpt = Annotated[
+    int | None, typer.Option("--width", help="Generated frame width (default 854).")
+]
+JsonOpt = Annotated[
+    Path | None, typer.Option("--json", help="Also write the numbers as JSON to this file.")
+]
 
 
 def _split_names(text: str | None) -> list[str] | None:
@@ -30,16 +64,18 @@ def _split_names(text: str | None) -> list[str] | None:
     return names
 
 
-def _refuse(dataset: str, given: dict[str, bool], where: str) -> None:
-    used = [name for name, on in given.items() if on]
-    if used:
-        raise VosError(
-            f"{', '.join(used)} {'applies' if len(used) == 1 else 'apply'} to {where}, not to `vos bench {dataset}`"
-        )
+def _need_root(root: Path | None, dataset: str) -> Path:
+    if root is None:
+        raise VosError(f"--root is required: the {dataset} dataset folder")
+    return root
+
+
+def _is_main_rank() -> bool:
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 @contextmanager
-def _progress_bar(console: Any, enabled: bool) -> Iterator[Any]:
+def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
     """A transient progress bar on stderr; a no-op callback on torchrun ranks other than 0."""
     if not enabled:
         yield lambda *args: None
@@ -50,7 +86,7 @@ def _progress_bar(console: Any, enabled: bool) -> Iterator[Any]:
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=console,
+        console=err_console,
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
@@ -63,320 +99,232 @@ def _progress_bar(console: Any, enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def bench(
-    dataset: Annotated[str, typer.Argument(help="davis17 | davis16 | ytvos | speed | memory")],
-    root: Annotated[
-        Path | None, typer.Option("--root", help="Dataset folder (davis17, davis16, ytvos).")
-    ] = None,
-    split: Annotated[
-        str | None,
-        typer.Option(
-            "--split", help="Split list name: val (default), train, dev, ...; ytvos: valid."
-        ),
-    ] = None,
-    results: Annotated[
-        Path | None,
-        typer.Option("--results", help="Results folder (default results/<dataset>-<split>)."),
-    ] = None,
-    eval_only: Annotated[
-        bool, typer.Option("--eval-only", help="Score an existing results folder; run no model.")
-    ] = False,
-    sequences: Annotated[
-        str | None, typer.Option("--sequences", help="Only these sequences/videos: a,b,c.")
-    ] = None,
-    weights: Annotated[
-        Path | None,
-        typer.Option("--weights", help="Weights file (default: the model shipped with vos)."),
-    ] = None,
-    device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[
-        str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")
-    ] = "auto",
-    size: Annotated[
-        int | None,
-        typer.Option(
-            "--size",
-            help="Network short side (default: the model's own; 0 = the video's resolution).",
-        ),
-    ] = None,
-    adapt: Annotated[
-        int | None,
-        typer.Option(
-            "--adapt",
-            help="davis17, davis16, ytvos: first-frame adaptation steps per video, 0 = off "
-            f"(default {DEFAULT_ADAPT_STEPS}, as vos segment).",
-        ),
-    ] = None,
-    flip: Annotated[
-        bool,
-        typer.Option(
-            "--flip",
-            help="davis17, davis16, ytvos, speed: also track the mirrored video and average "
-            "the two (as vos segment --flip).",
-        ),
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", help="Write into a non-empty results folder.")
-    ] = False,
-    processes: Annotated[
-        int | None,
-        typer.Option("--processes", help="Scoring worker processes (default: all CPUs)."),
-    ] = None,
-    all_frames: Annotated[
-        bool,
-        typer.Option(
-            "--all-frames", help="ytvos: write every frame on disk, not only meta.json's."
-        ),
-    ] = False,
-    source: Annotated[
-        Path | None,
-        typer.Option("--source", help="speed: video or frame folder (default: generated clip)."),
-    ] = None,
-    frames: Annotated[
-        int | None, typer.Option("--frames", help="speed: frames to time (default 100).")
-    ] = None,
-    lengths: Annotated[
-        str | None,
-        typer.Option("--lengths", help="memory: video lengths to compare (default 100,10000)."),
-    ] = None,
-    height: Annotated[
-        int | None,
-        typer.Option("--height", help="speed, memory: generated frame height (default 480)."),
-    ] = None,
-    width: Annotated[
-        int | None,
-        typer.Option("--width", help="speed, memory: generated frame width (default 854)."),
-    ] = None,
-    objects: Annotated[
-        str | None,
-        typer.Option(
-            "--objects", help="speed: object counts (default 1,3,5); memory: one (default 1)."
-        ),
-    ] = None,
-    backbone: Annotated[
-        str | None,
-        typer.Option(
-            "--backbone", help="speed: lite0 | resnet101; random weights when no --weights."
-        ),
-    ] = None,
-    warmup: Annotated[
-        int | None, typer.Option("--warmup", help="speed: untimed steps first (default 5).")
-    ] = None,
-    compile_: Annotated[
-        bool, typer.Option("--compile", help="speed: torch.compile the backbone.")
-    ] = False,
-    json_out: Annotated[
-        Path | None,
-        typer.Option("--json", help="speed, memory: also write the numbers as JSON."),
-    ] = None,
-    overlay: Annotated[
-        bool,
-        typer.Option("--overlay", help="memory: also have vos segment write an overlay video."),
-    ] = False,
-) -> None:
-    """Benchmark: DAVIS 2017/2016 J&F with frames/s, a YouTube-VOS submission, raw speed, or whether memory stays flat with video length.
+def _print_timing(timing: Any, split: str, what: str, count: int) -> None:
+    from vos_cli.bench.timing import timing_table
 
-    Under torchrun (torchrun --nproc_per_node N --no-python vos bench ...) the sequences are split over the processes; rank 0 scores and writes the CSVs.
-    """  # noqa: E501 - typer shows docstring line breaks as they are
-    from vos_cli.cli import err_console, out_console
+    out_console.print(timing_table(timing, f"Speed ({split})"))
+    out_console.print(
+        f"{count} {what}(s), {timing.frames} frames: model {timing.model_fps:.2f} "
+        f"frames/s, whole run {timing.run_fps:.2f} frames/s"
+    )
 
-    if dataset not in DATASETS:
-        raise VosError(f"unknown benchmark {dataset!r}; choose one of {', '.join(DATASETS)}")
-    speed_only = {
-        "--source": source is not None,
-        "--frames": frames is not None,
-        "--backbone": backbone is not None,
-        "--warmup": warmup is not None,
-        "--compile": compile_,
-    }
-    memory_only = {"--lengths": lengths is not None, "--overlay": overlay}
-    not_memory = {"--flip": flip}
-    generated = {
-        "--height": height is not None,
-        "--width": width is not None,
-        "--objects": objects is not None,
-        "--json": json_out is not None,
-    }
-    dataset_only = {
-        "--root": root is not None,
-        "--split": split is not None,
-        "--results": results is not None,
-        "--eval-only": eval_only,
-        "--sequences": sequences is not None,
-        "--force": force,
-        "--processes": processes is not None,
-        "--all-frames": all_frames,
-        "--adapt": adapt is not None,
-    }
-    main_rank = os.environ.get("RANK", "0") in ("", "0")
 
-    if dataset == "memory":
-        _refuse(dataset, dataset_only, "dataset benchmarks")
-        _refuse(dataset, speed_only, "`vos bench speed`")
-        _refuse(dataset, not_memory, "`vos bench speed` and the dataset benchmarks")
-        _memory(
-            lengths, height, width, objects, weights, size, device, precision, overlay, json_out
-        )
-        return
+# ----------------------------------------------------------------------------- DAVIS
 
-    if dataset == "speed":
-        _refuse(dataset, dataset_only, "dataset benchmarks")
-        _refuse(dataset, memory_only, "`vos bench memory`")
-        from vos_cli.bench import speed as sp
 
-        report = sp.run_speed_bench(
-            source=source,
-            frames=sp.DEFAULT_FRAMES if frames is None else frames,
-            height=height,
-            width=width,
-            objects=sp.DEFAULT_OBJECTS if objects is None else sp.parse_objects(objects),
-            weights=weights,
-            backbone=backbone,
-            device=device,
-            precision=precision,
-            size=size,
-            warmup=sp.DEFAULT_WARMUP if warmup is None else warmup,
-            compile=compile_,
-            flip=flip,
-            progress=lambda message: err_console.print(f"note: {message}"),
-        )
-        out_console.print(sp.speed_table(report))
-        if json_out is not None:
-            out_console.print(f"wrote {sp.write_speed_json(report, json_out)}")
-        return
+def _davis_command(dataset: str, year: str) -> Callable[..., None]:
+    def command(
+        root: RootOpt = None,
+        split: Annotated[
+            str, typer.Option("--split", help="Split list name (val, train, dev, ...) or a file.")
+        ] = "val",
+        results: ResultsOpt = None,
+        eval_only: Annotated[
+            bool,
+            typer.Option("--eval-only", help="Score an existing results folder; run no model."),
+        ] = False,
+        sequences: SequencesOpt = None,
+        weights: WeightsOpt = None,
+        device: DeviceOpt = "auto",
+        precision: PrecisionOpt = "auto",
+        size: SizeOpt = None,
+        flip: FlipOpt = False,
+        force: BenchForceOpt = False,
+        processes: Annotated[
+            int | None,
+            typer.Option("--processes", help="Scoring worker processes (default: all CPUs)."),
+        ] = None,
+    ) -> None:
+        from vos_cli.bench.davis import run_davis_bench
+        from vos_cli.bench.tracking import TrackerSettings
+        from vos_cli.metrics import results_table
 
-    _refuse(dataset, speed_only, "`vos bench speed`")
-    _refuse(dataset, memory_only, "`vos bench memory`")
-    _refuse(dataset, generated, "`vos bench speed` and `vos bench memory`")
-    if root is None:
-        raise VosError(f"--root is required: the {dataset} dataset folder")
-    names = _split_names(sequences)
-
-    if dataset == "ytvos":
-        _refuse(dataset, {"--processes": processes is not None}, "DAVIS scoring")
-        _refuse(
-            dataset,
-            {"--eval-only": eval_only},
-            "DAVIS (YouTube-VOS ground truth is withheld: upload submission.zip to the official server)",
-        )
-        from vos_cli.bench.davis import timing_table
-        from vos_cli.bench.ytvos import run_ytvos
-
-        with _progress_bar(err_console, main_rank) as progress:
-            yt = run_ytvos(
-                root,
-                split=split or "valid",
+        if eval_only and flip:
+            raise VosError("--flip runs the model, which --eval-only does not")
+        with _progress_bar(_is_main_rank()) as progress:
+            report = run_davis_bench(
+                _need_root(root, dataset),
+                dataset=dataset,
+                split=split,
                 results_dir=results,
-                videos=names,
-                all_frames=all_frames,
+                eval_only=eval_only,
+                sequences=_split_names(sequences),
                 weights=weights,
-                device=device,
-                precision=precision,
-                size=size,
-                adapt=adapt_config(adapt),
-                flip=flip,
+                settings=TrackerSettings(device, precision, size, flip),
                 force=force,
+                processes=processes,
                 progress=progress,
             )
-        if not yt.is_main:
+        if not report.is_main:
             return
-        for warning in yt.warnings:
-            err_console.print(f"warning: {warning}")
-        if yt.timing is not None:
-            out_console.print(timing_table(yt.timing, f"Speed ({yt.split})"))
+        if report.result is not None:
+            out_console.print(results_table(report.result, split))
+        if report.timing is not None:
+            _print_timing(report.timing, split, "sequence", len(report.timing.sequences))
+        if report.result is not None:
             out_console.print(
-                f"{len(yt.videos)} video(s), {yt.timing.frames} frames: model "
-                f"{yt.timing.model_fps:.2f} frames/s, whole run {yt.timing.run_fps:.2f} frames/s"
+                f"J&F-Mean {report.result.jf_mean:.3f} over {len(report.result.objects)} "
+                f"object(s) in {len(report.sequences)} sequence(s)"
             )
-        out_console.print(f"wrote {', '.join(str(p) for p in yt.files)}")
-        return
+        if report.note:
+            out_console.print(f"note: {report.note}")
+        if report.files:
+            out_console.print(f"wrote {', '.join(str(p) for p in report.files)}")
 
-    _refuse(dataset, {"--all-frames": all_frames}, "ytvos")
-    from vos_cli.bench.davis import run_davis_bench, timing_table
-    from vos_cli.metrics import results_table
+    command.__doc__ = (
+        f"DAVIS {year}: segment a split, time it and score it (J&F, the official CSVs)."
+    )
+    return command
 
-    if eval_only and adapt is not None:
-        raise VosError("--adapt runs the model, which --eval-only does not")
-    if eval_only and flip:
-        raise VosError("--flip runs the model, which --eval-only does not")
-    the_split = split or "val"
-    with _progress_bar(err_console, main_rank) as progress:
-        report = run_davis_bench(
-            root,
-            dataset=dataset,
-            split=the_split,
+
+bench_app.command("davis17")(handles_errors(_davis_command("davis17", "2017")))
+bench_app.command("davis16")(handles_errors(_davis_command("davis16", "2016")))
+
+
+# ----------------------------------------------------------------------------- YouTube-VOS
+
+
+@bench_app.command("ytvos")
+@handles_errors
+def ytvos(
+    root: RootOpt = None,
+    split: Annotated[str, typer.Option("--split", help="Split folder name.")] = "valid",
+    results: ResultsOpt = None,
+    sequences: SequencesOpt = None,
+    all_frames: Annotated[
+        bool, typer.Option("--all-frames", help="Write every frame on disk, not only meta.json's.")
+    ] = False,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    size: SizeOpt = None,
+    flip: FlipOpt = False,
+    force: BenchForceOpt = False,
+) -> None:
+    """YouTube-VOS: segment a split into a submission folder and zip.
+
+    The ground truth is withheld: upload submission.zip to the official server.
+    """
+    from vos_cli.bench.tracking import TrackerSettings
+    from vos_cli.bench.ytvos import run_ytvos
+
+    with _progress_bar(_is_main_rank()) as progress:
+        yt = run_ytvos(
+            _need_root(root, "ytvos"),
+            split=split,
             results_dir=results,
-            eval_only=eval_only,
-            sequences=names,
+            videos=_split_names(sequences),
+            all_frames=all_frames,
             weights=weights,
-            device=device,
-            precision=precision,
-            size=size,
-            adapt=adapt_config(adapt),
-            flip=flip,
+            settings=TrackerSettings(device, precision, size, flip),
             force=force,
-            processes=processes,
             progress=progress,
         )
-    if not report.is_main:
+    if not yt.is_main:
         return
-    if report.result is not None:
-        out_console.print(results_table(report.result, the_split))
-    if report.timing is not None:
-        t = report.timing
-        out_console.print(timing_table(t, f"Speed ({the_split})"))
-        out_console.print(
-            f"{len(t.sequences)} sequence(s), {t.frames} frames: model {t.model_fps:.2f} "
-            f"frames/s, whole run {t.run_fps:.2f} frames/s"
-        )
-    if report.result is not None:
-        out_console.print(
-            f"J&F-Mean {report.result.jf_mean:.3f} over {len(report.result.objects)} object(s) "
-            f"in {len(report.sequences)} sequence(s)"
-        )
-    if report.note:
-        out_console.print(f"note: {report.note}")
-    if report.files:
-        out_console.print(f"wrote {', '.join(str(p) for p in report.files)}")
+    for warning in yt.warnings:
+        err_console.print(f"warning: {warning}")
+    if yt.timing is not None:
+        _print_timing(yt.timing, yt.split, "video", len(yt.videos))
+    out_console.print(f"wrote {', '.join(str(p) for p in yt.files)}")
 
 
-def _memory(
-    lengths: str | None,
-    height: int | None,
-    width: int | None,
-    objects: str | None,
-    weights: Path | None,
-    size: int | None,
-    device: str,
-    precision: str,
-    overlay: bool,
-    json_out: Path | None,
+# ----------------------------------------------------------------------------- speed, memory
+
+
+def _model_options(
+    weights: Path | None, device: str, precision: str, size: int | None
+) -> dict[str, Any]:
+    """The keyword arguments naming the model and how it runs, as the speed and memory
+    benchmarks take them."""
+    return {"weights": weights, "device": device, "precision": precision, "size": size}
+
+
+def _show(table: Any, data: dict[str, Any], json_out: Path | None) -> None:
+    """A benchmark's table, and its numbers as JSON when ``--json`` asks for them."""
+    from vos_cli.bench.numbers import write_json
+
+    out_console.print(table)
+    if json_out is not None:
+        out_console.print(f"wrote {write_json(data, json_out)}")
+
+
+@bench_app.command("speed")
+@handles_errors
+def speed(
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Video or frame folder (default: a generated clip)."),
+    ] = None,
+    frames: Annotated[int, typer.Option("--frames", help="Frames to time.")] = 100,
+    height: HeightOpt = None,
+    width: WidthOpt = None,
+    objects: Annotated[str, typer.Option("--objects", help="Object counts to time.")] = "1,3,5",
+    weights: WeightsOpt = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option("--backbone", help="lite0 | resnet101; random weights when no --weights."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    size: SizeOpt = None,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed steps first.")] = 5,
+    compile_: CompileOpt = False,
+    flip: FlipOpt = False,
+    json_out: JsonOpt = None,
 ) -> None:
-    """``vos bench memory``: the table and a PASSED/FAILED line; exit code 0 either way, since
-    a failed check is a finding to report, not a usage error."""
-    from vos_cli.bench import memory as mem
-    from vos_cli.bench.speed import parse_objects, write_json
-    from vos_cli.cli import err_console, out_console
+    """Frames per second (model only and end to end) and peak memory, per object count."""
+    from vos_cli.bench import speed as sp
 
-    count = mem.DEFAULT_OBJECTS
-    if objects is not None:
-        counts = parse_objects(objects)
-        if len(counts) != 1:
-            raise VosError("--objects takes one count for `vos bench memory` (e.g. --objects 3)")
-        count = counts[0]
+    report = sp.run_speed_bench(
+        **_model_options(weights, device, precision, size),
+        source=source,
+        frames=frames,
+        height=height,
+        width=width,
+        objects=sp.parse_objects(objects),
+        backbone=backbone,
+        warmup=warmup,
+        compile=compile_,
+        flip=flip,
+        progress=note,
+    )
+    _show(sp.speed_table(report), report.to_dict(), json_out)
+
+
+@bench_app.command("memory")
+@handles_errors
+def memory(
+    lengths: Annotated[
+        str, typer.Option("--lengths", help="Video lengths to compare, the first the reference.")
+    ] = "100,10000",
+    height: HeightOpt = None,
+    width: WidthOpt = None,
+    objects: Annotated[int, typer.Option("--objects", help="Object count.")] = 1,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    size: SizeOpt = None,
+    overlay: Annotated[
+        bool, typer.Option("--overlay", help="Also have vos segment write an overlay video.")
+    ] = False,
+    json_out: JsonOpt = None,
+) -> None:
+    """Whether vos segment streams: its peak memory on a short and a long generated video.
+
+    Prints a PASSED/FAILED line; the exit code is 0 either way, since a failed check is a
+    finding to report, not a usage error.
+    """
+    from vos_cli.bench import memory as mem
+
     report = mem.run_memory_bench(
-        mem.DEFAULT_LENGTHS if lengths is None else mem.parse_lengths(lengths),
+        mem.parse_lengths(lengths),
+        **_model_options(weights, device, precision, size),
         height=mem.DEFAULT_HEIGHT if height is None else height,
         width=mem.DEFAULT_WIDTH if width is None else width,
-        objects=count,
-        weights=weights,
-        size=size,
-        device=device,
-        precision=precision,
+        objects=objects,
         overlay=overlay,
-        progress=lambda message: err_console.print(f"note: {message}"),
+        progress=note,
     )
-    out_console.print(mem.memory_table(report))
-    if json_out is not None:
-        out_console.print(f"wrote {write_json(report.to_dict(), json_out)}")
+    _show(mem.memory_table(report), report.to_dict(), json_out)
     out_console.print(report.verdict())

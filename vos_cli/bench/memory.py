@@ -30,13 +30,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from vos_cli.bench.speed import (
-    encode_mp4,
-    first_frame_mask,
-    iter_clip,
-    per_second,
-    ru_maxrss_mb,
-)
+from vos_cli.bench.clip import first_frame_mask, iter_clip
+from vos_cli.bench.encode import encode_mp4
+from vos_cli.bench.numbers import parse_counts, per_second
+from vos_cli.bench.rss import ru_maxrss_mb
 from vos_cli.errors import VosError
 from vos_cli.inference.tracker import check_size
 from vos_cli.io.masks import write_mask
@@ -52,23 +49,7 @@ _POLL_S = 0.05
 
 def parse_lengths(text: str) -> list[int]:
     """``"100,10000"`` -> [100, 10000]: the video lengths to compare, the first the reference."""
-    lengths: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            n = int(part)
-        except ValueError:
-            raise VosError(
-                f"--lengths takes frame counts like 100,10000; {part!r} is not one"
-            ) from None
-        if n < 1:
-            raise VosError(f"--lengths: {n} is not a frame count (1 or more)")
-        lengths.append(n)
-    if not lengths:
-        raise VosError("--lengths names no frame count (e.g. --lengths 100,10000)")
-    return lengths
+    return parse_counts(text, "--lengths", "100,10000", 1, None)
 
 
 # ----------------------------------------------------------------------------- results

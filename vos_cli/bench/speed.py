@@ -15,22 +15,20 @@ process's lifetime peak from ``getrusage``, and ``torch.cuda.max_memory_allocate
 from __future__ import annotations
 
 import itertools
-import json
-import resource
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import TracebackType
 
-import imageio_ffmpeg
 import numpy as np
 import torch
 from rich.table import Table
 
+from vos_cli.bench.clip import generate_clip, synthetic_mask
+from vos_cli.bench.encode import encode_mp4
+from vos_cli.bench.numbers import parse_counts, per_second
+from vos_cli.bench.rss import RssSampler, current_rss_mb, max_rss_mb
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device, resolve_precision
 from vos_cli.inference.tracker import Tracker, check_size, working_size
@@ -50,247 +48,9 @@ BACKBONES = ("lite0", "resnet101")
 _MB = 1024.0 * 1024.0
 
 
-# ----------------------------------------------------------------------------- memory
-
-
-def current_rss_mb() -> float | None:
-    """This process's resident set size now (Linux ``/proc``); None where unavailable."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0  # kB
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def ru_maxrss_mb(value: int) -> float:
-    """A ``ru_maxrss`` in MB: the field is in kB on Linux but in bytes on macOS."""
-    return value / _MB if sys.platform == "darwin" else value / 1024.0
-
-
-def max_rss_mb() -> float:
-    """Peak RSS over this process's lifetime."""
-    return ru_maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-class RssSampler:
-    """Samples RSS in a thread: ``ru_maxrss`` cannot be reset, so per-run peaks need sampling."""
-
-    def __init__(self, interval_s: float = 0.005) -> None:
-        self.interval_s = interval_s
-        self.start_mb = current_rss_mb()
-        self.peak_mb = self.start_mb
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _sample(self) -> None:
-        now = current_rss_mb()
-        self.samples += 1
-        if now is not None and (self.peak_mb is None or now > self.peak_mb):
-            self.peak_mb = now
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self._sample()
-
-    def __enter__(self) -> RssSampler:
-        if self.start_mb is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        self._sample()
-
-    @property
-    def increase_mb(self) -> float | None:
-        if self.start_mb is None or self.peak_mb is None:
-            return None
-        return self.peak_mb - self.start_mb
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
 def parse_objects(text: str) -> list[int]:
-    """``"1,3,5"`` -> [1, 3, 5]: the object counts to time (1..254 each)."""
-    counts: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            n = int(part)
-        except ValueError:
-            raise VosError(f"--objects takes counts like 1,3,5; {part!r} is not a number") from None
-        if not 1 <= n <= 254:
-            raise VosError(f"--objects: {n} is not an object count from 1 to 254")
-        if n not in counts:
-            counts.append(n)
-    if not counts:
-        raise VosError("--objects names no object count (e.g. --objects 1,3,5)")
-    return counts
-
-
-def _ellipse(height: int, width: int, cy: float, cx: float, ry: float, rx: float) -> tuple:
-    """Pixels of an axis-aligned ellipse, computed inside its bounding box only."""
-    y0, y1 = max(int(cy - ry), 0), min(int(cy + ry) + 1, height)
-    x0, x1 = max(int(cx - rx), 0), min(int(cx + rx) + 1, width)
-    if y0 >= y1 or x0 >= x1:
-        return (slice(0, 0), slice(0, 0)), np.zeros((0, 0), dtype=bool)
-    yy = (np.arange(y0, y1, dtype=np.float32)[:, None] - cy) / ry
-    xx = (np.arange(x0, x1, dtype=np.float32)[None, :] - cx) / rx
-    return (slice(y0, y1), slice(x0, x1)), yy**2 + xx**2 <= 1.0
-
-
-@dataclass(frozen=True)
-class _Scene:
-    """What a generated clip is drawn from; each frame is a pure function of it and the index."""
-
-    height: int
-    width: int
-    background: np.ndarray
-    centres: np.ndarray
-    radii: np.ndarray
-    velocity: np.ndarray
-    colours: np.ndarray
-
-    def draw(self, t: int, mask: np.ndarray | None = None) -> np.ndarray:
-        """Frame ``t``; with ``mask``, also paint object ``k``'s pixels there as id ``k + 1``."""
-        frame = self.background.copy()
-        for k in range(len(self.centres)):
-            cy, cx = self.centres[k] + self.velocity[k] * t
-            where, inside = _ellipse(self.height, self.width, cy, cx, *self.radii[k])
-            frame[where][inside] = self.colours[k]
-            if mask is not None:
-                mask[where][inside] = k + 1
-        return frame
-
-
-def _scene(height: int, width: int, num_objects: int, seed: int) -> _Scene:
-    if height < 16 or width < 16:
-        raise VosError(f"a generated clip needs frames of at least 16x16, got {width}x{height}")
-    rng = np.random.default_rng(seed)
-    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
-    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
-    tint = rng.uniform(0.2, 0.8, (2, 3)).astype(np.float32)
-    background = (40 + 160 * (ys * tint[0] + xs * tint[1]) / 2).astype(np.uint8)
-    # spread the objects over the frame so each is visible in frame 0
-    cols = int(np.ceil(np.sqrt(num_objects)))
-    rows = int(np.ceil(num_objects / cols))
-    centres = np.array(
-        [
-            ((k // cols + 0.5) * height / rows, (k % cols + 0.5) * width / cols)
-            for k in range(num_objects)
-        ]
-    )
-    radii = np.stack(
-        [np.full(num_objects, 0.35 * height / rows), np.full(num_objects, 0.35 * width / cols)], 1
-    )
-    velocity = rng.uniform(-0.004, 0.004, (num_objects, 2)) * np.array([height, width])
-    colours = rng.integers(0, 256, (num_objects, 3), dtype=np.uint8)
-    return _Scene(
-        height=height,
-        width=width,
-        background=np.broadcast_to(background, (height, width, 3)),
-        centres=centres,
-        radii=radii,
-        velocity=velocity,
-        colours=colours,
-    )
-
-
-def iter_clip(
-    num_frames: int, height: int, width: int, num_objects: int, seed: int = 0
-) -> Iterator[np.ndarray]:
-    """The frames of :func:`generate_clip` one at a time, so a clip of any length needs the
-    memory of one frame (a 10,000-frame 854x480 list would be 12 GB). Arguments are checked
-    here, not at the first ``next``."""
-    if num_frames < 1:
-        raise VosError(f"a generated clip needs at least 1 frame, got {num_frames}")
-    scene = _scene(height, width, num_objects, seed)
-    return (scene.draw(t) for t in range(num_frames))
-
-
-def first_frame_mask(height: int, width: int, num_objects: int, seed: int = 0) -> np.ndarray:
-    """Frame 0's label map of the clip :func:`iter_clip` generates with the same arguments."""
-    mask = np.zeros((height, width), dtype=np.uint8)
-    _scene(height, width, num_objects, seed).draw(0, mask)
-    return mask
-
-
-def generate_clip(
-    num_frames: int, height: int, width: int, num_objects: int, seed: int = 0
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """A deterministic clip of ellipses drifting over a smooth background, and frame 0's mask.
-
-    Needs no files, so ``vos bench speed`` runs anywhere; content does not change the speed of
-    the network, only the frame size and object count do. Object ``k`` is id ``k``. Holds every
-    frame: for long clips use :func:`iter_clip` and :func:`first_frame_mask`.
-    """
-    frames = list(iter_clip(num_frames, height, width, num_objects, seed))
-    return frames, first_frame_mask(height, width, num_objects, seed)
-
-
-def synthetic_mask(height: int, width: int, num_objects: int) -> np.ndarray:
-    """First-frame mask of ``num_objects`` ellipses in a grid, for a user clip without masks."""
-    return first_frame_mask(height, width, num_objects)
-
-
-def encode_mp4(frames: Iterable[np.ndarray], path: Path, fps: float = 24.0) -> Path:
-    """H.264 mp4 of the frames (yuv420p, or yuv444p for odd sizes, which 4:2:0 cannot hold).
-
-    Frames are pulled one at a time (any iterable; the first gives the size), so encoding a
-    generated clip of any length holds one frame.
-    """
-    stream = iter(frames)
-    first = next(stream, None)
-    if first is None:
-        raise VosError(f"no frames to encode into {path}")
-    height, width = first.shape[:2]
-    even = height % 2 == 0 and width % 2 == 0
-    writer = imageio_ffmpeg.write_frames(
-        str(path),
-        (width, height),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_out="yuv420p" if even else "yuv444p",
-        quality=None,
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-        output_params=["-preset", "veryfast", "-crf", "20"],
-    )
-    try:
-        writer.send(None)
-        for frame in itertools.chain([first], stream):
-            if frame.shape[:2] != (height, width):
-                raise VosError(
-                    f"frame of {frame.shape[1]}x{frame.shape[0]} in a {width}x{height} clip"
-                )
-            writer.send(np.ascontiguousarray(frame))
-    except (OSError, RuntimeError) as exc:
-        raise VosError(f"Cannot encode the test clip {path}: {exc}") from None
-    finally:
-        writer.close()
-    return path
-
-
-# ----------------------------------------------------------------------------- results
-
-
-def per_second(count: int, seconds: float) -> float:
-    """A rate that reads as missing (nan) rather than infinite when nothing was timed."""
-    return count / seconds if seconds > 0 else float("nan")
+    """``"1,3,5"`` -> [1, 3, 5]: the object counts to time (1..254 each, repeats dropped)."""
+    return list(dict.fromkeys(parse_counts(text, "--objects", "1,3,5", 1, 254)))
 
 
 @dataclass
@@ -341,21 +101,6 @@ class SpeedReport:
             {**asdict(r), "model_fps": r.model_fps, "e2e_fps": r.e2e_fps} for r in self.rows
         ]
         return data
-
-
-def write_json(data: dict, path: Path) -> Path:
-    """A benchmark's numbers as indented JSON (``--json``), its folder created if need be."""
-    path = Path(path).expanduser()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise VosError(f"Cannot write {path}: {exc.strerror or exc}") from None
-    return path
-
-
-def write_speed_json(report: SpeedReport, path: Path) -> Path:
-    return write_json(report.to_dict(), path)
 
 
 def speed_table(report: SpeedReport) -> Table:

@@ -23,26 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from vos_cli.bench.davis import (
-    NamedPngWriter,
+from vos_cli.bench.distributed import gather_outcomes, init_distributed, run_on_main, shutdown
+from vos_cli.bench.timing import RunReport, RunTiming, SequenceTiming, write_timing_csv
+from vos_cli.bench.tracking import (
     Progress,
-    RunTiming,
-    SequenceTiming,
-    check_run_options,
+    TrackerSettings,
     default_results_dir,
     no_progress,
     track_and_write,
-    write_timing_csv,
 )
-from vos_cli.bench.distributed import gather_outcomes, init_distributed, run_on_main, shutdown
-from vos_cli.data.davis import read_label_png
+from vos_cli.data.davis import read_label_png, read_rgb_frame
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import resolve_device
-from vos_cli.inference.tracker import Tracker
 from vos_cli.io.atomic import temp_beside
+from vos_cli.io.masks import NamedPngWriter
 from vos_cli.io.paths import prepare_output_dir
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import load_model
@@ -69,12 +64,7 @@ class YtvosVideo:
         return [p.stem for p in self.frame_paths]
 
     def read_frame(self, i: int) -> np.ndarray:
-        path = self.frame_paths[i]
-        try:
-            with Image.open(path) as img:
-                return np.array(img.convert("RGB"), dtype=np.uint8)
-        except (OSError, ValueError) as exc:
-            raise VosError(f"Cannot read frame {path}: {exc}") from None
+        return read_rgb_frame(self.frame_paths[i])
 
     def first_masks(self) -> tuple[dict[int, np.ndarray], list[str]]:
         """The masks to give the tracker, each restricted to the objects starting there.
@@ -206,12 +196,7 @@ def segment_ytvos_videos(
     videos: list[YtvosVideo],
     model: AGame,
     out_dir: Path,
-    *,
-    device: str = "auto",
-    precision: str = "auto",
-    size: int | None = None,
-    adapt: AdaptConfig | None = None,
-    flip: bool = False,
+    settings: TrackerSettings,
     progress: Progress = no_progress,
 ) -> tuple[list[SequenceTiming], list[str]]:
     """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``."""
@@ -235,9 +220,7 @@ def segment_ytvos_videos(
             writer.close()
             timings.append(SequenceTiming(video.name, 0, 0, 0.0, time.perf_counter() - start))
         else:
-            tracker = Tracker(
-                model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
-            )
+            tracker = settings.tracker(model)
             timings.append(
                 track_and_write(
                     tracker,
@@ -286,17 +269,14 @@ def zip_submission(videos: list[YtvosVideo], results_dir: Path) -> Path:
 
 
 @dataclass
-class YtvosReport:
+class YtvosReport(RunReport):
     """What a YouTube-VOS run wrote and how fast it went (nothing is scored)."""
 
     split: str
     results_dir: Path
     videos: list[str]
-    timing: RunTiming | None = None
     submission: Path | None = None
-    files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    is_main: bool = True
 
 
 def run_ytvos(
@@ -307,11 +287,7 @@ def run_ytvos(
     videos: list[str] | None = None,
     all_frames: bool = False,
     weights: Path | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    size: int | None = None,
-    adapt: AdaptConfig | None = None,
-    flip: bool = False,
+    settings: TrackerSettings = TrackerSettings(),
     force: bool = False,
     progress: Progress = no_progress,
 ) -> YtvosReport:
@@ -325,11 +301,11 @@ def run_ytvos(
     )
     results_dir = results_dir.expanduser()
     root = Path(root).expanduser()
-    check_run_options(device, precision, size)
+    settings.check()
     listed = load_ytvos_eval(root, split, videos, all_frames)
     report = YtvosReport(split, results_dir, [v.name for v in listed])
     weights_path = resolve_weights(weights)
-    ctx = init_distributed(resolve_device(device))
+    ctx = init_distributed(resolve_device(settings.device))
     try:
         run_on_main(
             ctx, lambda: prepare_output_dir(results_dir, force, protect=[root, weights_path])
@@ -340,15 +316,7 @@ def run_ytvos(
             model, _ = load_model(weights_path)
             start = time.perf_counter()
             timings, notes = segment_ytvos_videos(
-                mine,
-                model,
-                results_dir / "Annotations",
-                device=device,
-                precision=precision,
-                size=size,
-                adapt=adapt,
-                flip=flip,
-                progress=progress,
+                mine, model, results_dir / "Annotations", settings, progress
             )
             return timings, notes, time.perf_counter() - start
 

@@ -37,12 +37,7 @@ class DavisSequence:
 
     def read_frame(self, i: int) -> np.ndarray:
         """Frame ``i`` as an HxWx3 uint8 RGB array."""
-        path = self.frame_paths[i]
-        try:
-            with Image.open(path) as img:
-                return np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except (OSError, ValueError) as exc:
-            raise VosError(f"Cannot read frame {path}: {exc}") from exc
+        return read_rgb_frame(self.frame_paths[i])
 
     def read_annotation(self, i: int) -> np.ndarray:
         """Annotation ``i`` as HxW uint8 object ids (0 = background, 255 = void).
@@ -60,6 +55,15 @@ class DavisSequence:
         ids = self.read_annotation(0)
         ids = ids[ids != VOID_ID]
         return int(ids.max()) if ids.size else 0
+
+
+def read_rgb_frame(path: Path) -> np.ndarray:
+    """A frame file as an HxWx3 uint8 RGB array (read-only)."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, ValueError) as exc:
+        raise VosError(f"Cannot read frame {path}: {exc}") from None
 
 
 def read_label_png(path: Path, *, binary: bool) -> np.ndarray:

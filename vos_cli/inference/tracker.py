@@ -19,10 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vos_cli.data.snippets import compact_lut
 from vos_cli.errors import VosError
-from vos_cli.inference.adapt import AdaptReport, adapt_to_frame
-from vos_cli.inference.adapt_config import AdaptConfig
 from vos_cli.inference.runtime import (
     autocast,
     compile_backbone,
@@ -77,7 +74,6 @@ class Tracker:
         precision: str = "auto",
         size: int | None = None,
         compile: bool = False,
-        adapt: AdaptConfig | None = None,
         flip: bool = False,
     ):
         self.device = resolve_device(device)
@@ -97,25 +93,10 @@ class Tracker:
         check_size(size)
         self.size = size or None
         self.views = 2 if flip else 1
-        self.adapt_config = adapt if adapt is not None and adapt.steps > 0 else None
-        # The heads as loaded, restored by reset() after an adaptation changed them.
-        self._loaded_heads = (
-            {
-                k: v.clone()
-                for k, v in self.model.state_dict().items()
-                if not k.startswith("backbone.")
-            }
-            if self.adapt_config is not None
-            else None
-        )
-        self.adapt_report: AdaptReport | None = None
         self.reset()
 
     def reset(self) -> None:
         """Forget every object and frame: ready for a new video with the same (compiled) model."""
-        if self._loaded_heads is not None and self.adapt_report is not None:
-            self.model.load_state_dict(self._loaded_heads, strict=False)
-        self.adapt_report = None
         self.frame_index = 0
         self.object_ids: list[int] = []
         self.states: list[ObjectState] | None = None  # one per view (the mirrored one second)
@@ -168,31 +149,10 @@ class Tracker:
             labels = _reflect_pad(labels, pad_h, pad_w)
         return labels[0, 0].round().to(torch.int64)
 
-    def _adapt(self, frame: np.ndarray, label_map: np.ndarray) -> None:
-        """Fine-tune the heads on the first objects' frame (outside inference mode: gradients)."""
-        if label_map.shape != frame.shape[:2]:
-            return  # step() reports the size mismatch
-        image, work = self._to_input(frame)
-        labels = self._mask_to_work(label_map, work, tuple(image.shape[-2:]))
-        ids = sorted(set(torch.unique(labels).tolist()) - {0, IGNORE})
-        if not ids:
-            return  # every object vanished at the network's size: step() warns
-        compact = torch.from_numpy(compact_lut(ids)).to(labels.device, torch.int64)
-        self.adapt_report = adapt_to_frame(
-            self.model, image[0], compact[labels], self.adapt_config, self.dtype
-        )
-
     def step(self, frame: np.ndarray) -> np.ndarray:
         """Segment the next frame (H, W, 3 uint8 RGB); returns an (H, W) uint8 map of user ids."""
         if frame.ndim != 3 or frame.shape[2] != 3:
             raise VosError("frames must be H x W x 3 RGB images")
-        if (
-            self.adapt_config is not None
-            and self.adapt_report is None
-            and self.states is None
-            and self.frame_index in self.pending
-        ):
-            self._adapt(frame, self.pending[self.frame_index])
         return self._step(frame)
 
     @torch.inference_mode()
@@ -258,7 +218,6 @@ class Tracker:
                         state,
                         owners[view],
                         coarse[view] if coarse is not None else _as_view(mask16, view),
-                        _as_view(object_probs, view),
                     )
                     for view, state in enumerate(self.states)
                 ]

@@ -1,7 +1,10 @@
 """Reading and writing videos, frame folders, masks and overlays.
 
-* :mod:`vos_cli.io.video`: streamed frame sources (``open_frames``) and ``Prefetcher``.
-* :mod:`vos_cli.io.masks`: DAVIS palette, ``read_mask`` / ``write_mask``, ``MaskWriter``.
+* :mod:`vos_cli.io.video`: ``open_frames`` and video files through ffmpeg (re-exports the rest).
+* :mod:`vos_cli.io.frames`, :mod:`vos_cli.io.frame_folder`: the frame-source base, frame folders.
+* :mod:`vos_cli.io.prefetch`: ``Prefetcher`` (decoding a few frames ahead in a thread).
+* :mod:`vos_cli.io.background`, :mod:`vos_cli.io.closing`: bounded background jobs, ``with``.
+* :mod:`vos_cli.io.masks`: DAVIS palette, ``read_mask`` / ``write_mask``, the mask writers.
 * :mod:`vos_cli.io.overlay`: ``OverlayWriter`` (H.264 video with coloured masks).
 * :mod:`vos_cli.io.paths`: output checks (``prepare_output_dir`` / ``prepare_output_file``).
 

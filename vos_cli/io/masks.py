@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
-import threading
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vos_cli.errors import VosError
 from vos_cli.io.atomic import temp_beside
+from vos_cli.io.background import BackgroundJobs
 
 __all__ = [
     "DAVIS_PALETTE",
     "VOID_ID",
     "MaskWriter",
+    "NamedPngWriter",
     "mask_filename",
     "object_ids",
     "read_mask",
@@ -175,90 +173,56 @@ def mask_filename(index: int) -> str:
     return f"{index:05d}.png"
 
 
-_STOP = object()
-
-
-class MaskWriter:
+class MaskWriter(BackgroundJobs):
     """Writes ``00000.png, 00001.png, ...`` into a folder from a background thread.
 
-    PNG encoding then overlaps with the network instead of adding to it. The queue is
-    bounded (``maxsize``), so a slow disk slows the producer down instead of filling
-    memory. A failure in the worker is re-raised by the next :meth:`write` or by
-    :meth:`close`. Leaving a ``with`` block flushes what was queued, also on an
-    exception or Ctrl-C, so every mask handed over is on disk (each PNG is atomic).
+    A failure is re-raised by a later :meth:`write` or by :meth:`close`; leaving a ``with``
+    block flushes what was queued, also on an exception or Ctrl-C, so every mask handed over is
+    on disk (each PNG is atomic).
     """
 
-    _POLL_S = 0.1
-
     def __init__(self, folder: str | Path, maxsize: int = 8) -> None:
-        self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise VosError(f"Cannot create folder {self.folder}: {err.strerror or err}") from None
+        self.folder = _make_folder(folder)
         self.written = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
-        self._error: BaseException | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._work, name="mask-writer", daemon=True)
-        self._thread.start()
+        super().__init__(maxsize, name="mask-writer")
 
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            if self._error is not None:
-                continue  # keep draining so the producer never blocks on a dead worker
-            index, label_map = item
-            try:
-                write_mask(self.folder / mask_filename(index), label_map)
-                self.written += 1
-            except BaseException as err:  # re-raised in the caller's thread
-                self._error = err
-
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            err, self._error = self._error, None
-            raise err
+    def _write(self, path: Path, label_map: np.ndarray) -> None:
+        write_mask(path, label_map)
+        self.written += 1
 
     def write(self, index: int, label_map: np.ndarray) -> None:
         """Queue mask ``index``; blocks while the queue is full. The array is copied."""
-        if self._closed:
+        if self.closed:
             raise ValueError("MaskWriter is closed")
         if index < 0:
             raise ValueError(f"frame index must be >= 0, got {index}")
-        self._raise_error()
-        item = (int(index), _as_label_map(label_map).copy())
-        while True:
-            try:
-                self._queue.put(item, timeout=self._POLL_S)
-                return
-            except queue.Full:
-                self._raise_error()
-                if not self._thread.is_alive():  # pragma: no cover - worker never exits early
-                    raise RuntimeError("mask writer thread died") from None
+        self.submit(
+            self._write, self.folder / mask_filename(index), _as_label_map(label_map).copy()
+        )
 
-    def close(self) -> None:
-        """Flush queued masks, stop the worker and re-raise its error, if any."""
-        if not self._closed:
-            self._closed = True
-            self._queue.put(_STOP)
-            self._thread.join()
-        self._raise_error()
 
-    def __enter__(self) -> MaskWriter:
-        return self
+class NamedPngWriter(BackgroundJobs):
+    """Writes ``<folder>/<stem>.png`` palette masks from one background thread.
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.close()
-            return
-        # flush, but never hide the exception that is already propagating
-        with contextlib.suppress(Exception):
-            self.close()
+    Unlike :class:`MaskWriter` the file names are the caller's (a dataset's frame names, e.g.
+    YouTube-VOS's ``00005``, which the official scorers look up), and arrays are not copied.
+    """
+
+    def __init__(self, folder: str | Path, maxsize: int = 8) -> None:
+        self.folder = _make_folder(folder)
+        self.written = 0
+        super().__init__(maxsize, name="png-writer")
+
+    def write(self, stem: str, label_map: np.ndarray) -> None:
+        """Queue a mask; the array must not be modified afterwards (tracker output never is)."""
+        self.submit(write_mask, self.folder / f"{stem}.png", label_map)
+        self.written += 1
+
+
+def _make_folder(folder: str | Path) -> Path:
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VosError(f"Cannot create folder {path}: {err.strerror or err}") from None
+    return path

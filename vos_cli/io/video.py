@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
 import threading
 import warnings
-from abc import ABC, abstractmethod
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import imageio_ffmpeg
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from vos_cli.errors import VosError
+from vos_cli.io.frame_folder import FolderFrameSource
+from vos_cli.io.frames import (
+    DEFAULT_FOLDER_FPS,
+    FRAME_EXTENSIONS,
+    FrameSource,
+    TruncatedVideoWarning,
+    natural_sort_key,
+)
+from vos_cli.io.prefetch import Prefetcher
 
 __all__ = [
     "DEFAULT_FOLDER_FPS",
@@ -40,86 +45,12 @@ __all__ = [
     "open_frames",
 ]
 
-#: Image suffixes (case-insensitive) picked up from a frame folder; everything else is ignored.
-FRAME_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png"})
-
-#: A folder of frames has no frame rate; DAVIS sequences were shot at 24 fps.
-DEFAULT_FOLDER_FPS: float = 24.0
-
 #: Used when ffmpeg cannot tell the frame rate (reported as 0); only matters for overlays.
 _FALLBACK_VIDEO_FPS: float = 25.0
 
 # ffmpeg can "decode" text art (.txt/.nfo/.ans ...) through its tty/bintext demuxers;
 # those are text files, never videos the user meant.
 _TEXT_CODECS: frozenset[str] = frozenset({"ansi", "bintext", "xbin", "idf"})
-
-
-class TruncatedVideoWarning(UserWarning):
-    """A video ended before its header said it would (file cut short or damaged).
-
-    The message is a single line, meant to be shown to the user as-is.
-    """
-
-
-class FrameSource(ABC):
-    """A stream of HxWx3 ``uint8`` RGB frames, one at a time.
-
-    Attributes:
-        path: the video file or frame folder.
-        fps: frames per second (for folders: the value given to :func:`open_frames`).
-        width, height: frame size in pixels; every frame has exactly this size.
-        num_frames: best estimate of the frame count (exact for folders, from ffmpeg's
-            duration x fps for videos), ``None`` when unknown. Use it for progress bars only.
-        truncated: set to True once iteration hit the early end of a damaged video.
-        frames_read: frames yielded by the most recent iteration.
-    """
-
-    path: Path
-    fps: float
-    width: int
-    height: int
-    num_frames: int | None
-    truncated: bool
-    frames_read: int
-
-    @abstractmethod
-    def __iter__(self) -> Iterator[np.ndarray]:
-        """Yield frames in order; each call starts again from the first frame."""
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release decoders and subprocesses; safe to call more than once, from any thread."""
-
-    def __enter__(self) -> FrameSource:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __length_hint__(self) -> int:
-        """Estimated frame count for ``operator.length_hint`` (progress bars); 0 if unknown.
-
-        Deliberately not ``__len__``: the count of a video is an estimate, and ``len()``
-        (or ``if source:``) must not fail or lie when it is unknown.
-        """
-        return self.num_frames or 0
-
-
-def natural_sort_key(name: str) -> tuple[Any, ...]:
-    """Sort key that orders ``frame2`` before ``frame10`` (digit runs compare as numbers).
-
-    Zero-padded names (``00000.jpg`` ...) sort the same as with plain string order, so
-    DAVIS-style folders are unaffected; unpadded exports from other tools also work.
-    Ties (``1.png`` vs ``01.png``) fall back to the plain name so the order is total.
-    """
-    parts = re.split(r"(\d+)", name.lower())
-    key = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
-    return (key, name)
 
 
 def open_frames(source: str | Path, *, folder_fps: float = DEFAULT_FOLDER_FPS) -> FrameSource:
@@ -277,193 +208,3 @@ class VideoFileSource(FrameSource):
             # after the current frame because _closed is set
             with contextlib.suppress(ValueError):
                 active.close()
-
-
-# --------------------------------------------------------------------------------------
-# Frame folders
-
-
-class FolderFrameSource(FrameSource):
-    """Frames stored as image files in one folder, taken in natural name order."""
-
-    def __init__(self, path: Path, fps: float = DEFAULT_FOLDER_FPS) -> None:
-        if fps <= 0:
-            raise VosError(f"Frame rate must be positive, got {fps}")
-        self.path = path
-        self.fps = float(fps)
-        self.truncated = False
-        self.frames_read = 0
-        self._closed = False
-        try:
-            files = [
-                p
-                for p in path.iterdir()
-                if p.suffix.lower() in FRAME_EXTENSIONS
-                and not p.name.startswith(".")
-                and p.is_file()
-            ]
-        except OSError as err:
-            raise VosError(f"Cannot list frame folder {path}: {err.strerror or err}") from None
-        if not files:
-            exts = "/".join(sorted(FRAME_EXTENSIONS))
-            raise VosError(f"No {exts} frames in folder {path}")
-        files.sort(key=lambda p: natural_sort_key(p.name))
-        self.files: list[Path] = files
-        self.num_frames = len(files)
-        self.width, self.height = self._check_sizes(files)
-
-    @staticmethod
-    def _check_sizes(files: list[Path]) -> tuple[int, int]:
-        """Read every header (cheap: no pixel decoding) so a bad folder fails up front."""
-        first: tuple[int, int] | None = None
-        for p in files:
-            size = _image_size(p)
-            if first is None:
-                first = size
-            elif size != first:
-                raise VosError(
-                    f"Frames differ in size: {files[0].name} is {first[0]}x{first[1]} "
-                    f"but {p.name} is {size[0]}x{size[1]} (in {p.parent})"
-                )
-        assert first is not None
-        return first
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        if self._closed:
-            raise ValueError(f"frame source {self.path} is closed")
-        return self._frames()
-
-    def _frames(self) -> Iterator[np.ndarray]:
-        self.frames_read = 0
-        for p in self.files:
-            if self._closed:
-                return
-            try:
-                with Image.open(p) as img:
-                    frame = np.array(img.convert("RGB"))  # writable, like video frames
-            except (OSError, UnidentifiedImageError) as err:
-                raise VosError(f"Cannot read frame {p}: {err}") from None
-            if frame.shape[:2] != (self.height, self.width):  # file changed since open
-                raise VosError(f"Frame {p} changed size while reading")
-            self.frames_read += 1
-            yield frame
-
-    def close(self) -> None:
-        self._closed = True
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, UnidentifiedImageError) as err:
-        reason = "not an image" if isinstance(err, UnidentifiedImageError) else str(err)
-        raise VosError(f"Cannot read frame {path}: {reason}") from None
-
-
-# --------------------------------------------------------------------------------------
-# Background prefetching
-
-T = TypeVar("T")
-
-
-class _Failure:
-    """Carries an exception from the worker thread to the consumer."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-class Prefetcher(Generic[T]):
-    """Iterate ``iterable`` in a background thread, a few items ahead of the consumer.
-
-    Used to overlap video decoding with the network. The queue is bounded (``maxsize``)
-    so memory stays flat. Exceptions raised by the iterable are re-raised in the
-    consumer, at the position where they happened. :meth:`close` (also on leaving a
-    ``with`` block) stops the worker and closes the underlying iterator within a frame,
-    so Ctrl-C in the consumer does not hang; the worker is a daemon thread, so a stuck
-    decoder can never keep the process alive either.
-    """
-
-    _POLL_S = 0.1
-
-    def __init__(self, iterable: Iterable[T], maxsize: int = 4, name: str = "prefetch") -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
-        self._stop = threading.Event()
-        self._finished = False
-        self._thread = threading.Thread(target=self._work, args=(iterable,), name=name, daemon=True)
-        self._thread.start()
-
-    def _put(self, item: Any) -> bool:
-        """Put unless stopped; False when the consumer has gone away."""
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=self._POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _work(self, iterable: Iterable[T]) -> None:
-        it: Iterator[T] | None = None
-        try:
-            it = iter(iterable)
-            for item in it:
-                if not self._put(item):
-                    return
-            self._put(_DONE)
-        except BaseException as err:  # handed to the consumer
-            self._put(_Failure(err))
-        finally:
-            close = getattr(it, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):  # nothing useful to do with it here
-                    close()
-
-    def __iter__(self) -> Prefetcher[T]:
-        return self
-
-    def __next__(self) -> T:
-        while not self._finished:
-            try:
-                item = self._queue.get(timeout=self._POLL_S)
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    self._finished = True  # worker stopped without a marker (closed)
-                continue
-            if item is _DONE:
-                self._finished = True
-            elif isinstance(item, _Failure):
-                self._finished = True
-                raise item.error
-            else:
-                return item
-        raise StopIteration
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop the worker and wait (bounded) for it to release the iterator."""
-        self._finished = True
-        self._stop.set()
-        while True:  # drop queued items so a worker blocked in put() sees the stop flag
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def __enter__(self) -> Prefetcher[T]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -23,8 +23,6 @@ from vos_cli.model.appearance import GaussianAppearance, MixtureParams
 from vos_cli.model.backbones import Backbone, build_backbone
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.heads import Fusion, MaskPropagation, Upsampler
-from vos_cli.model.mask_prior import MaskPrior, pool_prior
-from vos_cli.model.matching import FeatureMatching
 
 STRIDE = 16
 
@@ -38,7 +36,6 @@ class FrameEncoding:
     s16: Tensor  # (B, C, h, w)
     s8: Tensor  # (B, U, 4h... ) projected s8
     s4: Tensor  # projected s4
-    match_keys: Tensor | None = None  # (B, K, h, w) unit-length matching keys
 
 
 @dataclass
@@ -49,9 +46,6 @@ class ObjectState:
     first_encoding: Tensor | None  # (N, P, h, w) first-frame part of the propagation conv
     first_mask: Tensor  # (N, 2, h, w)
     prev_mask: Tensor  # (N, 2, h, w)
-    first_keys: Tensor | None = None  # (N, K, h*w) first-frame matching keys
-    prev_keys: Tensor | None = None  # (N, K, h*w) previous-frame matching keys
-    prev_fine: Tensor | None = None  # (N, 1, H/4, W/4) previous fine object probability
 
     def index(self, idx: Tensor) -> ObjectState:
         def pick(x: Tensor | None) -> Tensor | None:
@@ -62,9 +56,6 @@ class ObjectState:
             pick(self.first_encoding),
             self.first_mask[idx],
             self.prev_mask[idx],
-            pick(self.first_keys),
-            pick(self.prev_keys),
-            pick(self.prev_fine),
         )
 
     @staticmethod
@@ -81,15 +72,12 @@ class ObjectState:
             join("first_encoding"),
             join("first_mask"),
             join("prev_mask"),
-            join("first_keys"),
-            join("prev_keys"),
-            join("prev_fine"),
         )
 
 
 @dataclass
 class Prediction:
-    fine_logits: Tensor | None  # (N, 2, H, W); None when only the coarse output was asked for
+    fine_logits: Tensor  # (N, 2, H, W)
     coarse_logits: Tensor  # (N, 2, h, w)
 
 
@@ -132,12 +120,6 @@ class AGame(nn.Module):
             fusion_in, config.fusion_dim, config.encoding_dim, config.coarse_kernel
         )
         self.upsampler = Upsampler(config.encoding_dim, c8, c4, config.upsample_dim)
-        self.matching: FeatureMatching | None = None
-        if config.use_matching:
-            self.matching = FeatureMatching(c16, config.matching_dim, config.fusion_dim)
-        self.mask_prior: MaskPrior | None = None
-        if config.use_mask_prior:
-            self.mask_prior = MaskPrior(config.upsample_dim)
 
     # -- per frame ---------------------------------------------------------------------------
     def encode_frame(self, images: Tensor) -> FrameEncoding:
@@ -145,7 +127,7 @@ class AGame(nn.Module):
         return self.encode_features(*self.backbone(images))
 
     def encode_features(self, s16: Tensor, s8: Tensor, s4: Tensor) -> FrameEncoding:
-        """The heads' per-frame projections of backbone features (cached ones, when adapting)."""
+        """The heads' per-frame projections of backbone features."""
         s8p, s4p = self.upsampler.project(s8, s4)
         return FrameEncoding(
             appearance_x=self.appearance.project(s16) if self.appearance is not None else None,
@@ -155,7 +137,6 @@ class AGame(nn.Module):
             s16=s16,
             s8=s8p,
             s4=s4p,
-            match_keys=self.matching.keys(s16) if self.matching is not None else None,
         )
 
     # -- per object --------------------------------------------------------------------------
@@ -171,16 +152,10 @@ class AGame(nn.Module):
         first_encoding = None
         if self.propagation is not None:
             first_encoding = self.propagation.encode_first(frame.s16)[owner]
-        keys = None
-        if self.matching is not None:
-            keys = frame.match_keys[owner].flatten(2)
-        prior = pool_prior(mask[:, 1:2]) if self.mask_prior is not None else None
-        return ObjectState(mixture, first_encoding, mask16, mask16, keys, keys, prior)
+        return ObjectState(mixture, first_encoding, mask16, mask16)
 
-    def predict(
-        self, frame: FrameEncoding, state: ObjectState, owner: Tensor, fine: bool = True
-    ) -> Prediction:
-        """Coarse and fine logits for every object of the batch (``fine=False``: coarse only)."""
+    def predict(self, frame: FrameEncoding, state: ObjectState, owner: Tensor) -> Prediction:
+        """Coarse and fine logits for every object of the batch."""
         scores = propagated = None
         if self.appearance is not None:
             scores = self.appearance.scores(frame.appearance_x[owner], state.mixture)
@@ -193,52 +168,21 @@ class AGame(nn.Module):
                 state.prev_mask,
                 state.first_mask,
             )
-        matched = None
-        if self.matching is not None:
-            matched = self.matching(
-                frame.match_keys[owner],
-                state.first_keys,
-                state.first_mask,
-                state.prev_keys,
-                state.prev_mask,
-            )
-        encoding, coarse = self.fusion(scores, propagated, matched)
-        if not fine:
-            return Prediction(fine_logits=None, coarse_logits=coarse.float())
-        extra = None
-        if self.mask_prior is not None:
-            extra = self.mask_prior(state.prev_fine)
-        fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner], extra)
+        encoding, coarse = self.fusion(scores, propagated)
+        fine_logits = self.upsampler(encoding, frame.s8[owner], frame.s4[owner])
         return Prediction(fine_logits=fine_logits.float(), coarse_logits=coarse.float())
 
     def update(
-        self,
-        frame: FrameEncoding,
-        state: ObjectState,
-        owner: Tensor,
-        mask16: Tensor,
-        fine_prob: Tensor | None = None,
+        self, frame: FrameEncoding, state: ObjectState, owner: Tensor, mask16: Tensor
     ) -> ObjectState:
-        """Feed a soft (N, 2, h, w) stride-16 mask back: new mixture and previous mask.
-
-        ``fine_prob`` (N, 1, H, W), the object probability at full (padded) resolution, becomes
-        the next frame's mask prior; without it the prior stays as it was.
-        """
+        """Feed a soft (N, 2, h, w) stride-16 mask back: new mixture and previous mask."""
         mixture = state.mixture
         if self.appearance is not None and self.config.update_appearance:
             x = frame.appearance_x[owner]
             mixture = self.appearance.update(x, mask16, mixture, self.config.update_rate)
             if self.config.detach_appearance:
                 mixture = MixtureParams(mixture.mean.detach(), mixture.var.detach())
-        prev_keys = state.prev_keys
-        if self.matching is not None:
-            prev_keys = frame.match_keys[owner].flatten(2)
-        prev_fine = state.prev_fine
-        if self.mask_prior is not None and fine_prob is not None:
-            prev_fine = pool_prior(fine_prob)
-        return replace(
-            state, mixture=mixture, prev_mask=mask16, prev_keys=prev_keys, prev_fine=prev_fine
-        )
+        return replace(state, mixture=mixture, prev_mask=mask16)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]

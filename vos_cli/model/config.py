@@ -10,6 +10,30 @@ from typing import Any
 
 from vos_cli.errors import VosError
 
+# Options of experiments that were removed from vos (their code is in git and their results in
+# weights/README.md): the option, the value that means "off", and what it was.
+_REMOVED = {
+    "use_matching": (False, "feature matching (model/matching.py)"),
+    "use_mask_prior": (False, "the previous fine mask prior (model/mask_prior.py)"),
+}
+#: Keys that only sized a removed module; meaningless (and dropped) while it is off.
+_REMOVED_SIZES = ("matching_dim",)
+#: The last commit that still had the removed experiments' code.
+REMOVED_AT = "77fe63f"
+
+
+def drop_legacy_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config without the keys of removed experiments, which files written before their
+    removal carry; a file that turns one of them on cannot be rebuilt and is refused."""
+    for key, (off, what) in _REMOVED.items():
+        if key in data and data[key] != off:
+            raise VosError(
+                f"this model uses {what}, which vos no longer has; "
+                f"use vos at commit {REMOVED_AT} for it"
+            )
+    legacy = set(_REMOVED) | set(_REMOVED_SIZES)
+    return {k: v for k, v in data.items() if k not in legacy}
+
 
 @dataclass
 class ModelConfig:
@@ -41,13 +65,6 @@ class ModelConfig:
     detach_appearance: bool = False
     update_appearance: bool = True
     test_recurrence: str = "aggregated_fine"
-    # Beyond the paper: nearest-neighbour feature matching to the first and previous frame as a
-    # further fusion input (vos_cli/model/matching.py). Off in the paper's and older models.
-    use_matching: bool = False
-    matching_dim: int = 64
-    # Beyond the paper: the previous frame's fine mask (at strides 8 and 4) as an input of the
-    # upsampler (vos_cli/model/mask_prior.py), so boundaries need not be redrawn from stride 16.
-    use_mask_prior: bool = False
     # Short side (pixels) the network runs at by default in `segment`/`bench`; 0 = the video's
     # own resolution. A model trained at low resolution can be both faster and better there.
     inference_size: int = 0
@@ -93,6 +110,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        data = drop_legacy_keys(data)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -166,26 +166,3 @@ def load_state_strict(
                 f"{tuple(own[key].shape)}"
             )
     model.load_state_dict(state, strict=False)
-
-
-# Modules a model may gain on top of a trained one; they start as a no-op (zero-initialised
-# output), so loading the smaller model into the larger keeps the same function.
-EXTENSION_PREFIXES = ("matching.", "mask_prior.")
-
-
-def load_extended(model: AGame, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a trained model's tensors into a network that may add extension modules.
-
-    Every tensor of ``state`` must fit; the only keys allowed to be missing are those of the
-    extension modules, which keep their initialisation.
-    """
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # a tensor of the wrong shape: the widths differ
-        first_line = str(err).strip().splitlines()[-1].strip()
-        raise VosError(f"{source}: does not fit the configured network ({first_line})") from None
-    if unexpected:
-        raise VosError(f"{source}: unexpected key {unexpected[0]!r} for the configured network")
-    absent = [k for k in missing if not k.startswith(EXTENSION_PREFIXES)]
-    if absent:
-        raise VosError(f"{source}: missing key {absent[0]!r} for the configured network")

@@ -80,14 +80,8 @@ class Fusion(nn.Module):
         self.conv1 = conv(fusion_dim, encoding_dim, 3)
         self.predictor = conv(encoding_dim, 2, coarse_kernel)
 
-    def forward(
-        self, scores: Tensor | None, encoding: Tensor | None, extra: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Returns the mask encoding and the coarse logits (not-object, object).
-
-        ``extra`` is added to ``conv0``'s output before its ReLU: the contribution of an input
-        with its own convolution (the matching maps), equivalent to more input channels.
-        """
+    def forward(self, scores: Tensor | None, encoding: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Returns the mask encoding and the coarse logits (not-object, object)."""
         weight, bias = self.conv0.weight, self.conv0.bias
         k = 0 if scores is None else scores.shape[1]
         x = None
@@ -100,8 +94,6 @@ class Fusion(nn.Module):
             x = s if x is None else (x.to(exact) + s).to(x.dtype)
         else:
             x = x + bias.to(x.dtype).view(1, -1, 1, 1)
-        if extra is not None:
-            x = x + extra.to(x.dtype)
         encoding = F.relu(self.conv1(F.relu(x)))
         return encoding, self.predictor(encoding)
 
@@ -121,23 +113,11 @@ class Upsampler(nn.Module):
         """Object-independent projections of the shallow features (once per frame)."""
         return F.relu(self.project_s8(s8)), F.relu(self.project_s4(s4))
 
-    def forward(
-        self,
-        encoding: Tensor,
-        s8p: Tensor,
-        s4p: Tensor,
-        extra: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        """Returns fine logits at stride 1 (the input image's padded size).
-
-        ``extra`` (at s8, at s4) is added to the two blending convolutions' outputs before their
-        ReLUs: the contribution of the previous fine mask (``MaskPrior``), when there is one.
-        """
+    def forward(self, encoding: Tensor, s8p: Tensor, s4p: Tensor) -> Tensor:
+        """Returns fine logits at stride 1 (the input image's padded size)."""
         x = F.interpolate(encoding, size=s8p.shape[-2:], mode="bilinear", align_corners=False)
-        x = self.blend_s8(torch.cat([s8p, x.to(s8p.dtype)], dim=1))
-        x = F.relu(x if extra is None else x + extra[0].to(x.dtype))
+        x = F.relu(self.blend_s8(torch.cat([s8p, x.to(s8p.dtype)], dim=1)))
         x = F.interpolate(x, size=s4p.shape[-2:], mode="bilinear", align_corners=False)
-        x = self.blend_s4(torch.cat([s4p, x], dim=1))
-        x = F.relu(x if extra is None else x + extra[1].to(x.dtype))
+        x = F.relu(self.blend_s4(torch.cat([s4p, x], dim=1)))
         x = self.predictor(x)
         return F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)

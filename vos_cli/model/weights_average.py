@@ -17,7 +17,7 @@ import torch
 
 from vos_cli.errors import VosError
 from vos_cli.io.paths import prepare_output_file
-from vos_cli.model.config import ModelConfig
+from vos_cli.model.config import ModelConfig, drop_legacy_keys
 from vos_cli.model.factory import (
     atomic_save,
     build_model,
@@ -35,7 +35,7 @@ def _comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config without test-time settings, which do not change the weights' meaning."""
     return {
         k: v
-        for k, v in config.items()
+        for k, v in drop_legacy_keys(config).items()
         if k not in ("inference_size", "update_rate", "test_recurrence")
     }
 

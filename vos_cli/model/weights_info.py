@@ -29,9 +29,7 @@ def describe_weights(path: Path) -> list[str]:
         + ")",
         f"heads: appearance {config.appearance_dim}, propagation {config.propagation_dim}, "
         f"fusion {config.fusion_dim}, encoding {config.encoding_dim}, "
-        f"upsampling {config.upsample_dim}, {config.num_components} Gaussian components"
-        + (f", feature matching {config.matching_dim}" if config.use_matching else "")
-        + (", previous fine mask prior" if config.use_mask_prior else ""),
+        f"upsampling {config.upsample_dim}, {config.num_components} Gaussian components",
         f"tensors: {len(state)} ({params / 1e6:.2f} M values)",
     ]
     for key, value in sorted(weights.get("meta", {}).items()):

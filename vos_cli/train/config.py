@@ -24,10 +24,6 @@ from vos_cli.model.config import ModelConfig
 SOURCE_KINDS = (
     "davis16",
     "davis17",
-    "davis16-dreamed",
-    "davis17-dreamed",
-    "davis16-pasted",
-    "davis17-pasted",
     "ytvos",
     "synth-coco",
     "synth-salient",
@@ -81,9 +77,6 @@ class OptimConfig:
     epochs: int = 160
     clip_grad_norm: float = 10.0
     coarse_loss_weight: float = 1.0
-    # Learning-rate factor for extension modules added to a trained model (matching): they start
-    # at zero weight and must catch up with heads that are already trained.
-    extension_lr_scale: float = 1.0
 
 
 @dataclass

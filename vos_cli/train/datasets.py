@@ -32,18 +32,8 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
     if source.kind.startswith("davis"):
         from vos_cli.data.davis import load_davis
 
-        year = "2016" if source.kind.startswith("davis16") else "2017"
+        year = "2016" if source.kind == "davis16" else "2017"
         videos = load_davis(root, source.split, year)
-        if source.kind.endswith("-dreamed"):
-            from vos_cli.data.dreamed import DreamedFramesDataset
-
-            return DreamedFramesDataset(videos, augment=data.augment, name=source.kind, **common)
-        if source.kind.endswith("-pasted"):
-            from vos_cli.data.pasted import PastedVideosDataset
-
-            return PastedVideosDataset(
-                videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
-            )
         return VideoSnippetDataset(
             videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
         )
@@ -54,7 +44,8 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
         return VideoSnippetDataset(
             videos, augment=data.augment, name="ytvos", max_stride=data.max_stride, **common
         )
-    from vos_cli.data.synth import SynthVOS, load_synth_source
+    from vos_cli.data.synth import SynthVOS
+    from vos_cli.data.synth_sources import load_synth_source
 
     split = source.split if source.kind == "synth-coco" else ""
     instances, backgrounds = load_synth_source(root, split or "train2017")

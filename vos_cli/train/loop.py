@@ -25,10 +25,8 @@ from vos_cli.errors import VosError
 from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision, tune_for_device
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import (
-    EXTENSION_PREFIXES,
     build_model,
     checkpoint_dict,
-    load_extended,
     load_model,
     load_state_strict,
     normalise_weights,
@@ -46,21 +44,6 @@ from vos_cli.train.config import ExperimentConfig
 from vos_cli.train.unroll import SnippetUnroller
 
 LogFn = Callable[[str], None]
-
-
-def parameter_groups(model: AGame, lr: float, extension_scale: float) -> list[dict[str, Any]]:
-    """Trainable parameters as optimizer groups: the network, then its extension modules.
-
-    The base group comes first, so ``param_groups[0]["lr"]`` is the schedule's learning rate.
-    """
-    base, extension = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (extension if name.startswith(EXTENSION_PREFIXES) else base).append(param)
-    groups = [{"params": base, "lr": lr}]
-    if extension:
-        groups.append({"params": extension, "lr": lr * extension_scale})
-    return groups
 
 
 class EpochBatches(Sampler[list[int]]):
@@ -180,7 +163,7 @@ class Trainer:
             if model.config.to_dict() != cfg.model.to_dict():
                 model.config = cfg.model
                 fresh = build_model(cfg.model, backbone_weights=cfg.train.backbone_weights)
-                load_extended(fresh, model.state_dict(), source=str(init_path))
+                load_state_strict(fresh, model.state_dict(), True, source=str(init_path))
                 model = fresh
         else:
             model = build_model(cfg.model, backbone_weights=cfg.train.backbone_weights)
@@ -192,7 +175,7 @@ class Trainer:
         if not params:
             raise VosError("the model has no trainable parameters")
         self.optimizer = torch.optim.Adam(
-            parameter_groups(self.model, cfg.optim.lr, cfg.optim.extension_lr_scale),
+            params,
             lr=cfg.optim.lr,
             weight_decay=cfg.optim.weight_decay,
         )

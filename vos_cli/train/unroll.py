@@ -41,7 +41,6 @@ def _frames_of(encoding: FrameEncoding, t: int, num_frames: int) -> FrameEncodin
         s16=pick(encoding.s16),
         s8=pick(encoding.s8),
         s4=pick(encoding.s4),
-        match_keys=pick(encoding.match_keys),
     )
 
 
@@ -56,14 +55,8 @@ class SnippetUnroller(nn.Module):
     def forward(self, images: Tensor, labels: Tensor, num_objects: Tensor) -> UnrollOutput:
         return self.unroll(self.model.encode_frame(images.flatten(0, 1)), labels, num_objects)
 
-    def unroll(
-        self, encoding: FrameEncoding, labels: Tensor, num_objects: Tensor, fine: bool = True
-    ) -> UnrollOutput:
-        """The loss given the (B*T)-batched frame encodings of the snippets.
-
-        ``fine=False`` skips the upsampler and scores the coarse prediction alone (first-frame
-        adaptation trains the stride-16 heads this way, at a fraction of the cost).
-        """
+    def unroll(self, encoding: FrameEncoding, labels: Tensor, num_objects: Tensor) -> UnrollOutput:
+        """The loss given the (B*T)-batched frame encodings of the snippets."""
         batch, frames = labels.shape[:2]
         model = self.model
         device = labels.device
@@ -85,33 +78,23 @@ class SnippetUnroller(nn.Module):
         fine_losses, coarse_losses, ious = [], [], []
         for t in range(1, frames):
             frame = _frames_of(encoding, t, frames)
-            pred = model.predict(frame, state, owner, fine=fine)
+            pred = model.predict(frame, state, owner)
             target = labels[:, t]
             coarse_up = F.interpolate(
                 pred.coarse_logits, size=target.shape[-2:], mode="bilinear", align_corners=False
             )
             coarse_log = self._class_log_probs(coarse_up, owner, counts)
             coarse_losses.append(self._nll(coarse_log, target))
-            if pred.fine_logits is not None:
-                fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
-                fine_losses.append(self._nll(fine_log, target))
-                ious.append(self._iou(fine_log, target))
-            else:
-                ious.append(self._iou(coarse_log, target))
+            fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
+            fine_losses.append(self._nll(fine_log, target))
+            ious.append(self._iou(fine_log, target))
             if t < frames - 1:  # the last frame's update would never be used
                 feedback = torch.softmax(pred.coarse_logits, dim=1)
-                fine_prob = None
-                if model.mask_prior is not None and pred.fine_logits is not None:
-                    fine_prob = torch.softmax(pred.fine_logits, dim=1)[:, 1:2]
-                state = model.update(frame, state, owner, feedback, fine_prob)
+                state = model.update(frame, state, owner, feedback)
 
         coarse_loss = torch.stack(coarse_losses).mean()
-        if fine_losses:
-            fine_loss = torch.stack(fine_losses).mean()
-            loss = fine_loss + self.coarse_loss_weight * coarse_loss
-        else:
-            fine_loss = torch.zeros_like(coarse_loss)
-            loss = coarse_loss
+        fine_loss = torch.stack(fine_losses).mean()
+        loss = fine_loss + self.coarse_loss_weight * coarse_loss
         return UnrollOutput(
             loss, fine_loss.detach(), coarse_loss.detach(), torch.stack(ious).mean()
         )

@@ -1,0 +1,38 @@
+"""Command-line options that several commands share, declared once as typed aliases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")]
+WeightsOpt = Annotated[
+    Path | None,
+    typer.Option("--weights", help="Weights file (default: the model shipped with vos)."),
+]
+SizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--size",
+        help="Short side the network runs at (default: the model's own, 240 for the shipped "
+        "model; 0 = the video's resolution). Masks are always written at the video's size.",
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+FlipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--flip",
+        help="Also track the mirrored video and average the two (slightly better masks, "
+        "about half the speed).",
+    ),
+]
+CompileOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compile", help="torch.compile the backbone: ~30 s once, then faster with one object."
+    ),
+]
