@@ -196,3 +196,25 @@ def test_cudnn_autotuning_only_for_cuda(monkeypatch):
     assert torch.backends.cudnn.benchmark is False
     tune_for_device(torch.device("cuda"))  # only sets a flag: no GPU needed
     assert torch.backends.cudnn.benchmark is True
+
+
+def test_a_lone_object_is_aggregated_only_when_asked(model):
+    """``aggregate_single`` feeds back sigmoid(2m) for sigmoid(m), i.e. p^2 / (p^2 + (1-p)^2);
+    the label map stays the same (both are above one half exactly where m > 0)."""
+    frames = moving_shapes_frames(2)
+    mask = (first_mask() == 1).astype(np.uint8)
+    fed, labels = {}, {}
+    for single in (False, True):
+        tracker = Tracker(model, device="cpu", precision="fp32", aggregate_single=single)
+        update = tracker.model.update
+
+        def spy(encoding, state, owner, coarse, fine, _update=update, _single=single):
+            fed[_single] = fine.clone()
+            return _update(encoding, state, owner, coarse, fine)
+
+        tracker.model.update = spy
+        tracker.add_mask(0, mask)
+        labels[single] = [tracker.step(frame) for frame in frames]
+    p = fed[False].double()
+    torch.testing.assert_close(fed[True].double(), p**2 / (p**2 + (1 - p) ** 2), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(labels[True][1], labels[False][1])

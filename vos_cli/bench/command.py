@@ -115,6 +115,15 @@ def bench(
             "the two (as vos segment --flip).",
         ),
     ] = False,
+    aggregate_single: Annotated[
+        bool | None,
+        typer.Option(
+            "--aggregate-single/--no-aggregate-single",
+            help="davis17, davis16, ytvos: pass a lone object through the multi-object "
+            "aggregation before it is fed back and written, as the authors do (default: on for "
+            "davis17 and ytvos, off for davis16; see vos_cli/bench/protocol.py).",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Write into a non-empty results folder.")
     ] = False,
@@ -207,6 +216,7 @@ def bench(
         "--processes": processes is not None,
         "--all-frames": all_frames,
         "--adapt": adapt is not None,
+        "--[no-]aggregate-single": aggregate_single is not None,
     }
     main_rank = os.environ.get("RANK", "0") in ("", "0")
 
@@ -275,6 +285,7 @@ def bench(
                 size=size,
                 adapt=adapt_config(adapt),
                 flip=flip,
+                aggregate_single=aggregate_single,
                 force=force,
                 progress=progress,
             )
@@ -299,6 +310,8 @@ def bench(
         raise VosError("--adapt runs the model, which --eval-only does not")
     if eval_only and flip:
         raise VosError("--flip runs the model, which --eval-only does not")
+    if eval_only and aggregate_single is not None:
+        raise VosError("--[no-]aggregate-single runs the model, which --eval-only does not")
     the_split = split or "val"
     with _progress_bar(err_console, main_rank) as progress:
         report = run_davis_bench(
@@ -314,6 +327,7 @@ def bench(
             size=size,
             adapt=adapt_config(adapt),
             flip=flip,
+            aggregate_single=aggregate_single,
             force=force,
             processes=processes,
             progress=progress,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
+from vos_cli.bench import protocol
 from vos_cli.bench.distributed import (
     DistContext,
     gather_outcomes,
@@ -273,6 +274,7 @@ def segment_davis_sequences(
     size: int | None = None,
     adapt: AdaptConfig | None = None,
     flip: bool = False,
+    aggregate_single: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> list[SequenceTiming]:
     """Write ``results_dir/<seq>/<frame>.png`` for every sequence (semi-supervised protocol).
@@ -280,13 +282,20 @@ def segment_davis_sequences(
     Frame 0's annotation is the input, plus any later annotation that introduces new objects
     (see :func:`~vos_cli.inference.sequences.first_appearances`). DAVIS 2016 annotations read as
     object 1, so its results are id-1 palette masks, which the binary scorer accepts.
+    ``aggregate_single``: see :mod:`vos_cli.bench.protocol`.
     """
     timings = []
     for seq in sequences:
         n = len(seq.frame_paths)
         masks = first_appearances(seq, n)
         tracker = Tracker(
-            model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
+            model,
+            device=device,
+            precision=precision,
+            size=size,
+            adapt=adapt,
+            flip=flip,
+            aggregate_single=aggregate_single,
         )
         names = [p.stem for p in seq.frame_paths]
         timings.append(
@@ -354,6 +363,7 @@ def run_davis_bench(
     size: int | None = None,
     adapt: AdaptConfig | None = None,
     flip: bool = False,
+    aggregate_single: bool | None = None,
     force: bool = False,
     processes: int | None = None,
     progress: Progress = no_progress,
@@ -363,7 +373,8 @@ def run_davis_bench(
     Under torchrun (``WORLD_SIZE`` > 1) the sequences are sharded over the ranks; rank 0 then
     scores everything and writes the CSVs, the other ranks return a report with ``is_main``
     False. A split whose ground truth is withheld (test-dev: first frames only) is segmented and
-    not scored; the report's ``note`` says so.
+    not scored; the report's ``note`` says so. ``aggregate_single`` (default: the authors'
+    choice for the dataset) is explained in :mod:`vos_cli.bench.protocol`.
     """
     if dataset not in DAVIS_DATASETS:
         raise VosError(f"unknown DAVIS dataset {dataset!r} (choose davis17 or davis16)")
@@ -397,6 +408,7 @@ def run_davis_bench(
                 progress,
                 adapt,
                 flip,
+                protocol.aggregate_single(dataset, aggregate_single),
             )
         if not ctx.is_main:
             report.is_main = False
@@ -437,6 +449,7 @@ def _segment_sharded(
     progress: Progress,
     adapt: AdaptConfig | None = None,
     flip: bool = False,
+    aggregate_single: bool = False,
 ) -> RunTiming:
     """Every rank segments its share; returns all ranks' timings (on every rank)."""
     weights_path = resolve_weights(weights)
@@ -463,6 +476,7 @@ def _segment_sharded(
             size=size,
             adapt=adapt,
             flip=flip,
+            aggregate_single=aggregate_single,
             progress=advance,
         )
         return timings, time.perf_counter() - start

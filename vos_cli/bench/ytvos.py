@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from vos_cli.bench import protocol
 from vos_cli.bench.davis import (
     NamedPngWriter,
     Progress,
@@ -212,9 +213,13 @@ def segment_ytvos_videos(
     size: int | None = None,
     adapt: AdaptConfig | None = None,
     flip: bool = False,
+    aggregate_single: bool = True,
     progress: Progress = no_progress,
 ) -> tuple[list[SequenceTiming], list[str]]:
-    """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``."""
+    """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``.
+
+    ``aggregate_single`` (the authors' YouTube-VOS protocol): see :mod:`vos_cli.bench.protocol`.
+    """
     timings, warnings = [], []
     progress("segment", 0, len(videos))
     for done, video in enumerate(videos, 1):
@@ -236,7 +241,13 @@ def segment_ytvos_videos(
             timings.append(SequenceTiming(video.name, 0, 0, 0.0, time.perf_counter() - start))
         else:
             tracker = Tracker(
-                model, device=device, precision=precision, size=size, adapt=adapt, flip=flip
+                model,
+                device=device,
+                precision=precision,
+                size=size,
+                adapt=adapt,
+                flip=flip,
+                aggregate_single=aggregate_single,
             )
             timings.append(
                 track_and_write(
@@ -312,6 +323,7 @@ def run_ytvos(
     size: int | None = None,
     adapt: AdaptConfig | None = None,
     flip: bool = False,
+    aggregate_single: bool | None = None,
     force: bool = False,
     progress: Progress = no_progress,
 ) -> YtvosReport:
@@ -319,7 +331,9 @@ def run_ytvos(
 
     ``all_frames`` writes a mask for every frame on disk instead of meta.json's frames (for the
     ``*_all_frames`` packages). Sharded over ranks under torchrun, rank 0 zips.
+    ``aggregate_single`` defaults to the authors' protocol (:mod:`vos_cli.bench.protocol`).
     """
+    single = protocol.aggregate_single("ytvos", aggregate_single)
     results_dir = (
         Path(results_dir) if results_dir is not None else default_results_dir("ytvos", split)
     )
@@ -348,6 +362,7 @@ def run_ytvos(
                 size=size,
                 adapt=adapt,
                 flip=flip,
+                aggregate_single=single,
                 progress=progress,
             )
             return timings, notes, time.perf_counter() - start
