@@ -218,3 +218,38 @@ def test_a_lone_object_is_aggregated_only_when_asked(model):
     p = fed[False].double()
     torch.testing.assert_close(fed[True].double(), p**2 / (p**2 + (1 - p) ** 2), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(labels[True][1], labels[False][1])
+
+
+def test_two_objects_fed_back_equal_the_exact_aggregation(model):
+    """In a real two-object run with near-certain and conflicting pixels (the fine predictor's
+    weights scaled up), what the tracker feeds back is the authors' aggregation computed in
+    float64 from the same logits, to float32 rounding."""
+    from tests.test_aggregation import reference
+    from vos_cli.model.aggregation import margins
+
+    with torch.no_grad():
+        model.upsampler.predictor.weight.mul_(400.0)
+        model.upsampler.predictor.bias.copy_(torch.tensor([0.0, 3.0]))
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    logits, fed = [], []
+    predict, update = tracker.model.predict, tracker.model.update
+
+    def spy_predict(*args, **kwargs):
+        out = predict(*args, **kwargs)
+        logits.append(out.fine_logits.clone())
+        return out
+
+    def spy_update(encoding, state, owner, coarse, fine):
+        fed.append(fine[:, 0].clone())
+        return update(encoding, state, owner, coarse, fine)
+
+    tracker.model.predict, tracker.model.update = spy_predict, spy_update
+    frames = moving_shapes_frames(2)
+    tracker.add_mask(0, first_mask())
+    for frame in frames:
+        tracker.step(frame)
+    m = margins(logits[0])
+    assert float((m.abs() > 12).double().mean()) > 0.05  # near-certain pixels are there
+    assert bool(((m[0] > 8) & (m[1] > 8)).any())  # and pixels both objects claim
+    exact = reference(m)[1:]
+    assert (fed[0].double() - exact).abs().max().item() <= 1e-6
