@@ -43,6 +43,12 @@ def mean_probability_log_odds(view_log_odds: Tensor) -> Tensor:
     return positive - negative
 
 
+def class_log_odds(log_odds: Tensor) -> Tensor:
+    """(O, H, W) object log-odds -> (O + 1, H, W) clamped log-odds of background and objects."""
+    background = -log_odds.amax(dim=0, keepdim=True)
+    return torch.cat([background, log_odds]).clamp(-LOG_ODDS_LIMIT, LOG_ODDS_LIMIT)
+
+
 def aggregate_log(log_odds: Tensor, single: bool = False) -> Tensor:
     """(O, H, W) object log-odds -> (O + 1, H, W) log-probabilities over background and objects.
 
@@ -52,9 +58,7 @@ def aggregate_log(log_odds: Tensor, single: bool = False) -> Tensor:
     """
     if log_odds.shape[0] == 1 and not single:
         return torch.stack([F.logsigmoid(-log_odds[0]), F.logsigmoid(log_odds[0])])
-    background = -log_odds.amax(dim=0, keepdim=True)
-    classes = torch.cat([background, log_odds]).clamp(-LOG_ODDS_LIMIT, LOG_ODDS_LIMIT)
-    return torch.log_softmax(classes, dim=0)
+    return torch.log_softmax(class_log_odds(log_odds), dim=0)
 
 
 def aggregate(log_odds: Tensor, single: bool = False) -> Tensor:
@@ -64,6 +68,4 @@ def aggregate(log_odds: Tensor, single: bool = False) -> Tensor:
     """
     if log_odds.shape[0] == 1 and not single:
         return torch.stack([torch.sigmoid(-log_odds[0]), torch.sigmoid(log_odds[0])])
-    background = -log_odds.amax(dim=0, keepdim=True)
-    classes = torch.cat([background, log_odds]).clamp(-LOG_ODDS_LIMIT, LOG_ODDS_LIMIT)
-    return torch.softmax(classes, dim=0)
+    return torch.softmax(class_log_odds(log_odds), dim=0)
