@@ -126,3 +126,18 @@ def test_mean_of_views_is_exact():
     p = torch.sigmoid(m.double()).mean(0)
     want = torch.log(p) - torch.log(torch.sigmoid(-m.double()).mean(0))
     torch.testing.assert_close(mean_probability_log_odds(m).double(), want, atol=1e-5, rtol=1e-6)
+
+
+def test_training_unroll_uses_the_same_aggregation():
+    """The unroll's per-snippet class log-probabilities: one object as its own softmax, several
+    aggregated exactly as the tracker does (float64 reference), with finite gradients."""
+    from vos_cli.train.unroll import SnippetUnroller
+
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(4, 2, 6, 5, generator=g) * 12).requires_grad_(True)
+    out = SnippetUnroller._class_log_probs(logits, torch.tensor([0, 1, 1, 1]), [1, 3])
+    torch.testing.assert_close(out[0], torch.log_softmax(logits[0], dim=0))
+    exact = reference(margins(logits[1:].detach())).log()
+    assert (out[1].double() - exact).abs().max().item() <= 1e-5
+    out[1].exp()[1:].sum().backward()
+    assert torch.isfinite(logits.grad).all()
