@@ -245,6 +245,40 @@ def test_davis16_zero_255_masks(tmp_path: Path, tiny_model_path: Path) -> None:
     assert perfect.result.jf_mean == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    "dataset, option, expected",
+    [
+        ("davis17", None, True),
+        ("davis16", None, False),
+        ("davis17", "--no-aggregate-single", False),
+    ],
+)
+def test_protocol_for_a_lone_object(
+    dataset, option, expected, tmp_path: Path, tiny_model_path: Path, monkeypatch
+) -> None:
+    """DAVIS 2017 aggregates a lone object as the authors do, DAVIS 2016 does not; a flag wins."""
+    import vos_cli.bench.tracking as tracking
+
+    seen = []
+
+    class Spy(tracking.Tracker):
+        def __init__(self, *args, aggregate_single: bool = False, **kwargs):
+            seen.append(aggregate_single)
+            super().__init__(*args, aggregate_single=aggregate_single, **kwargs)
+
+    monkeypatch.setattr(tracking, "Tracker", Spy)
+    root = (
+        make_davis17(tmp_path / "d", {"one": 1})
+        if dataset == "davis17"
+        else make_davis16(tmp_path / "d", ["one"])
+    )
+    args = [dataset, "--root", str(root), "--results", str(tmp_path / "r")]
+    args += ["--weights", str(tiny_model_path), "--device", "cpu", "--processes", "1"]
+    r = invoke(*args, *([option] if option else []))
+    assert r.exit_code == 0, r.output
+    assert seen == [expected]
+
+
 # ----------------------------------------------------------------------------- bad input
 
 

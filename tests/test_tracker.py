@@ -196,3 +196,65 @@ def test_cudnn_autotuning_only_for_cuda(monkeypatch):
     assert torch.backends.cudnn.benchmark is False
     tune_for_device(torch.device("cuda"))  # only sets a flag: no GPU needed
     assert torch.backends.cudnn.benchmark is True
+
+
+def spy_on_feedback(monkeypatch, record) -> None:
+    """Call ``record`` with each frame's (objects, H, W) probabilities as the tracker feeds
+    them back (the object channel of what it pools to stride 16)."""
+    import vos_cli.inference.tracker as tracker_module
+
+    pool = tracker_module.pool_to_stride16
+
+    def spy(mask):
+        record(mask[:, 1].detach().clone())
+        return pool(mask)
+
+    monkeypatch.setattr(tracker_module, "pool_to_stride16", spy)
+
+
+def test_a_lone_object_is_aggregated_only_when_asked(model, monkeypatch):
+    """``aggregate_single`` feeds back sigmoid(2m) for sigmoid(m), i.e. p^2 / (p^2 + (1-p)^2);
+    the label map stays the same (both are above one half exactly where m > 0)."""
+    frames = moving_shapes_frames(2)
+    mask = (first_mask() == 1).astype(np.uint8)
+    fed, labels = {}, {}
+    for single in (False, True):
+        tracker = Tracker(model, device="cpu", precision="fp32", aggregate_single=single)
+        spy_on_feedback(monkeypatch, lambda probs, _single=single: fed.setdefault(_single, probs))
+        tracker.add_mask(0, mask)
+        labels[single] = [tracker.step(frame) for frame in frames]
+    p = fed[False].double()
+    torch.testing.assert_close(fed[True].double(), p**2 / (p**2 + (1 - p) ** 2), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(labels[True][1], labels[False][1])
+
+
+def test_two_objects_fed_back_equal_the_exact_aggregation(model, monkeypatch):
+    """In a real two-object run with near-certain and conflicting pixels (the fine predictor's
+    weights scaled up), what the tracker feeds back is the authors' aggregation computed in
+    float64 from the same logits, to float32 rounding."""
+    from tests.test_aggregation import reference
+    from vos_cli.model.aggregation import margins
+
+    with torch.no_grad():
+        model.upsampler.predictor.weight.mul_(400.0)
+        model.upsampler.predictor.bias.copy_(torch.tensor([0.0, 3.0]))
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    logits, fed = [], []
+    predict = tracker.model.predict
+
+    def spy_predict(*args, **kwargs):
+        out = predict(*args, **kwargs)
+        logits.append(out.fine_logits.clone())
+        return out
+
+    tracker.model.predict = spy_predict
+    spy_on_feedback(monkeypatch, fed.append)
+    frames = moving_shapes_frames(2)
+    tracker.add_mask(0, first_mask())
+    for frame in frames:
+        tracker.step(frame)
+    m = margins(logits[0])
+    assert float((m.abs() > 12).double().mean()) > 0.05  # near-certain pixels are there
+    assert bool(((m[0] > 8) & (m[1] > 8)).any())  # and pixels both objects claim
+    exact = reference(m)[1:]
+    assert (fed[0].double() - exact).abs().max().item() <= 1e-6

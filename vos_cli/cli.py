@@ -155,24 +155,32 @@ def train(
         return
     if config is None:
         raise VosError("--config is required (a .toml file, or smoke / lite0-cpu / paper-r101)")
-    from vos_cli.train.config import load_config
+    from vos_cli.train.config import load_stages
     from vos_cli.train.loop import Trainer
+    from vos_cli.train.stages import run_stages
 
-    experiment = load_config(config, set_ or [])
-    run_dir = out or Path("runs") / experiment.name
+    stages = load_stages(config, set_ or [])
+    run_dir = out or Path("runs") / stages[0].config.name
     resume_path: Path | None = None
     if resume is not None:
         resume_path = (
             run_dir / "checkpoints" / "last.pt" if resume in ("", "last") else Path(resume)
         )
-    elif (run_dir / "checkpoints" / "last.pt").exists():
+    elif len(stages) == 1 and (run_dir / "checkpoints" / "last.pt").exists():
         raise VosError(
             f"{run_dir} already holds a run; continue it with --resume last, or choose another --out"
         )
-    trainer = Trainer(
-        experiment, run_dir, resume=resume_path, log=out_console.print, progress=progress
-    )
-    result = trainer.run()
+
+    def run(experiment, folder: Path, resume_from: Path | None):
+        trainer = Trainer(
+            experiment, folder, resume=resume_from, log=out_console.print, progress=progress
+        )
+        return trainer.run()
+
+    result = run_stages(stages, run_dir, resume_path, run, log=out_console.print)
+    if result is None:
+        out_console.print(f"every stage had finished earlier -> {run_dir}")
+        return
     best = "" if result.best_metric is None else f", best validation J&F {result.best_metric:.4f}"
     state = "interrupted (checkpoint saved)" if result.interrupted else "finished"
     out_console.print(

@@ -30,6 +30,15 @@ FlipOpt = Annotated[
         "about half the speed).",
     ),
 ]
+AggregateSingleOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--aggregate-single/--no-aggregate-single",
+        help="Pass a lone object through the multi-object aggregation before it is fed back "
+        "and written, as the authors do (default: on for davis17 and ytvos, off for davis16; "
+        "see vos_cli/bench/protocol.py).",
+    ),
+]
 CompileOpt = Annotated[
     bool,
     typer.Option(

@@ -17,6 +17,7 @@ import typer
 from vos_cli.console import err_console, handles_errors, note, out_console
 from vos_cli.errors import VosError
 from vos_cli.options import (
+    AggregateSingleOpt,
     CompileOpt,
     DeviceOpt,
     FlipOpt,
@@ -129,6 +130,7 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
         precision: PrecisionOpt = "auto",
         size: SizeOpt = None,
         flip: FlipOpt = False,
+        aggregate_single: AggregateSingleOpt = None,
         force: BenchForceOpt = False,
         processes: Annotated[
             int | None,
@@ -141,6 +143,8 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
 
         if eval_only and flip:
             raise VosError("--flip runs the model, which --eval-only does not")
+        if eval_only and aggregate_single is not None:
+            raise VosError("--[no-]aggregate-single runs the model, which --eval-only does not")
         with _progress_bar(_is_main_rank()) as progress:
             report = run_davis_bench(
                 _need_root(root, dataset),
@@ -150,7 +154,7 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
                 eval_only=eval_only,
                 sequences=_split_names(sequences),
                 weights=weights,
-                settings=TrackerSettings(device, precision, size, flip),
+                settings=TrackerSettings(device, precision, size, flip, aggregate_single),
                 force=force,
                 processes=processes,
                 progress=progress,
@@ -199,6 +203,7 @@ def ytvos(
     precision: PrecisionOpt = "auto",
     size: SizeOpt = None,
     flip: FlipOpt = False,
+    aggregate_single: AggregateSingleOpt = None,
     force: BenchForceOpt = False,
 ) -> None:
     """YouTube-VOS: segment a split into a submission folder and zip.
@@ -216,7 +221,7 @@ def ytvos(
             videos=_split_names(sequences),
             all_frames=all_frames,
             weights=weights,
-            settings=TrackerSettings(device, precision, size, flip),
+            settings=TrackerSettings(device, precision, size, flip, aggregate_single),
             force=force,
             progress=progress,
         )

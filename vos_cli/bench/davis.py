@@ -55,6 +55,7 @@ def segment_davis_sequences(
     Frame 0's annotation is the input, plus any later annotation that introduces new objects
     (see :func:`~vos_cli.inference.sequences.first_appearances`). DAVIS 2016 annotations read as
     object 1, so its results are id-1 palette masks, which the binary scorer accepts.
+    ``settings.aggregate_single``: see :mod:`vos_cli.bench.protocol`.
     """
     timings = []
     for seq in sequences:
@@ -118,7 +119,8 @@ def run_davis_bench(
     Under torchrun (``WORLD_SIZE`` > 1) the sequences are sharded over the ranks; rank 0 then
     scores everything and writes the CSVs, the other ranks return a report with ``is_main``
     False. A split whose ground truth is withheld (test-dev: first frames only) is segmented and
-    not scored; the report's ``note`` says so.
+    not scored; the report's ``note`` says so. ``settings.aggregate_single`` (None: the
+    authors' choice for the dataset) is explained in :mod:`vos_cli.bench.protocol`.
     """
     if dataset not in DAVIS_DATASETS:
         raise VosError(f"unknown DAVIS dataset {dataset!r} (choose davis17 or davis16)")
@@ -131,6 +133,7 @@ def run_davis_bench(
     workers = processes if processes is not None else default_processes()
     if workers < 1:
         raise VosError(f"--processes must be at least 1, got {workers}")
+    settings = settings.for_dataset(dataset)
     if not eval_only:
         settings.check()
     seqs = load_davis(root, split, year, sequences)  # type: ignore[arg-type]

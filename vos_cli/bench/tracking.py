@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from vos_cli.bench import protocol
 from vos_cli.bench.timing import SequenceTiming
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device, resolve_precision
@@ -37,12 +38,23 @@ def default_results_dir(dataset: str, split: str) -> Path:
 @dataclass(frozen=True)
 class TrackerSettings:
     """How every sequence of a run is tracked (``--device``, ``--precision``, ``--size``,
-    ``--flip``), passed down as one value."""
+    ``--flip``, ``--[no-]aggregate-single``), passed down as one value.
+
+    ``aggregate_single`` None means the dataset's protocol (:mod:`vos_cli.bench.protocol`);
+    a benchmark settles it with :meth:`for_dataset` before tracking.
+    """
 
     device: str = "auto"
     precision: str = "auto"
     size: int | None = None
     flip: bool = False
+    aggregate_single: bool | None = None
+
+    def for_dataset(self, dataset: str) -> TrackerSettings:
+        """These settings with ``aggregate_single`` resolved to ``dataset``'s protocol."""
+        return replace(
+            self, aggregate_single=protocol.aggregate_single(dataset, self.aggregate_single)
+        )
 
     def check(self) -> None:
         """Fail on bad settings before any folder is made or model loaded."""
@@ -52,7 +64,12 @@ class TrackerSettings:
     def tracker(self, model: AGame) -> Tracker:
         """A fresh tracker for one sequence."""
         return Tracker(
-            model, device=self.device, precision=self.precision, size=self.size, flip=self.flip
+            model,
+            device=self.device,
+            precision=self.precision,
+            size=self.size,
+            flip=self.flip,
+            aggregate_single=bool(self.aggregate_single),
         )
 
 

@@ -199,7 +199,11 @@ def segment_ytvos_videos(
     settings: TrackerSettings,
     progress: Progress = no_progress,
 ) -> tuple[list[SequenceTiming], list[str]]:
-    """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``."""
+    """Track every frame on disk, write the wanted ones to ``out_dir/<video>/<frame>.png``.
+
+    ``settings.aggregate_single`` (the authors' YouTube-VOS protocol aggregates a lone object):
+    see :mod:`vos_cli.bench.protocol`.
+    """
     timings, warnings = [], []
     progress("segment", 0, len(videos))
     for done, video in enumerate(videos, 1):
@@ -295,7 +299,10 @@ def run_ytvos(
 
     ``all_frames`` writes a mask for every frame on disk instead of meta.json's frames (for the
     ``*_all_frames`` packages). Sharded over ranks under torchrun, rank 0 zips.
+    ``settings.aggregate_single`` None follows the authors' protocol
+    (:mod:`vos_cli.bench.protocol`).
     """
+    settings = settings.for_dataset("ytvos")
     results_dir = (
         Path(results_dir) if results_dir is not None else default_results_dir("ytvos", split)
     )

@@ -14,6 +14,7 @@ labels in every frame, and the larger motion between annotated frames is useful 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -73,16 +74,67 @@ def _find_frame(folder: Path, stem: str) -> Path | None:
     return None
 
 
+HOLDOUT_SALT = "vos-ytvos-holdout"
+
+
+def heldout_videos(names: Iterable[str], count: int) -> list[str]:
+    """The ``count`` videos held out of a YouTube-VOS folder for early stopping, sorted.
+
+    The authors held out 300 training videos but did not publish which, so this is a fixed rule
+    of ours: the videos whose SHA-256 of ``HOLDOUT_SALT + ":" + id`` sorts first. It depends on
+    nothing but the ids, so every machine and every run holds out the same videos.
+    """
+    ranked = sorted(
+        set(names), key=lambda n: hashlib.sha256(f"{HOLDOUT_SALT}:{n}".encode()).hexdigest()
+    )
+    if count < 0 or count > len(ranked):
+        raise VosError(f"cannot hold out {count} of {len(ranked)} YouTube-VOS videos")
+    return sorted(ranked[:count])
+
+
+SELECTORS = ("heldout", "exclude-heldout", "list", "exclude-list")
+
+
+def select_videos(names: list[str], selector: str) -> list[str]:
+    """Apply a split's selector (the part after ``:``) to a folder's video ids, in order.
+
+    ``heldout=N`` keeps the videos of :func:`heldout_videos`, ``exclude-heldout=N`` the others;
+    ``list=FILE`` keeps the ids listed in FILE (one a line), ``exclude-list=FILE`` the others.
+    """
+    key, _, value = selector.partition("=")
+    if key not in SELECTORS or not value:
+        raise VosError(
+            f"YouTube-VOS split selector {selector!r}: expected one of "
+            + ", ".join(f"{k}=..." for k in SELECTORS)
+        )
+    if key.endswith("heldout"):
+        if not value.isdigit():
+            raise VosError(f"YouTube-VOS split selector {selector!r}: a count of videos")
+        chosen = set(heldout_videos(names, int(value)))
+    else:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise VosError(f"YouTube-VOS video list not found: {path}")
+        chosen = {line.strip() for line in path.read_text().splitlines() if line.strip()}
+        unknown = sorted(chosen - set(names))
+        if unknown:
+            raise VosError(f"{path}: videos not in the folder: {', '.join(unknown[:5])}")
+    keep = not key.startswith("exclude-")
+    return [n for n in names if (n in chosen) == keep]
+
+
 def load_ytvos(
     root: Path, split: str = "train", videos: Iterable[str] | None = None
 ) -> list[YouTubeVOSVideo]:
     """Load YouTube-VOS videos from ``root/<split>`` (or ``root`` itself if it holds the layout).
 
-    Annotated frames are those listed in ``meta.json`` for any object that also have a PNG in
+    ``split`` is a folder, optionally with a selector after a colon, e.g. ``train:heldout=300``
+    (see :func:`select_videos`). Annotated frames are those listed in ``meta.json`` for any object that also have a PNG in
     ``Annotations``; without ``meta.json`` every PNG there counts. Videos with no annotated frame
     are skipped.
     """
     root = Path(root)
+    split, _, selector = split.partition(":")
     base = root / split
     if not (base / "JPEGImages").is_dir() and (root / "JPEGImages").is_dir():
         base = root
@@ -101,6 +153,8 @@ def load_ytvos(
     names = (
         sorted(meta) if meta else sorted(p.name for p in annotations_dir.iterdir() if p.is_dir())
     )
+    if selector:
+        names = select_videos(names, selector)
     if videos is not None:
         wanted = list(videos)
         missing = [v for v in wanted if v not in set(names)]

@@ -28,7 +28,7 @@ from vos_cli.inference.runtime import (
     tune_for_device,
 )
 from vos_cli.model.agame import STRIDE, AGame, ObjectState, pool_to_stride16, two_channel
-from vos_cli.model.aggregation import aggregate
+from vos_cli.model.aggregation import aggregate, margins, mean_probability_log_odds
 from vos_cli.model.fold import fold_frozen_batchnorm
 
 IGNORE = 255
@@ -65,6 +65,9 @@ class Tracker:
 
     Object ids are the user's (gaps allowed, 255 ignored). A mask given at a later frame starts
     the objects it introduces there; where it names pixels, it overrides the prediction.
+    ``aggregate_single`` also passes a lone object through the softmax aggregation before it is
+    fed back and written, as the authors do on DAVIS 2017 and YouTube-VOS (it sharpens the
+    object's probability); by default one object is left as the network predicts it.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Tracker:
         size: int | None = None,
         compile: bool = False,
         flip: bool = False,
+        aggregate_single: bool = False,
     ):
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
@@ -93,6 +97,7 @@ class Tracker:
         check_size(size)
         self.size = size or None
         self.views = 2 if flip else 1
+        self.aggregate_single = aggregate_single
         self.reset()
 
     def reset(self) -> None:
@@ -173,16 +178,20 @@ class Tracker:
         with autocast(self.device, self.dtype):
             encoding = self.model.encode_frame(image)
             if self.states is not None:
-                view_probs = []
+                view_log_odds = []
                 if self.model.config.test_recurrence == "coarse":
                     coarse = []
                 for view, (state, owner) in enumerate(zip(self.states, owners, strict=True)):
                     prediction = self.model.predict(encoding, state, owner)
                     if coarse is not None:
                         coarse.append(torch.softmax(prediction.coarse_logits, dim=1))
-                    fine = prediction.fine_logits  # softmax of 2 classes = sigmoid of the margin
-                    view_probs.append(_as_view(torch.sigmoid(fine[:, 1] - fine[:, 0]), view))
-                probs = aggregate(torch.stack(view_probs).mean(0))  # (O + 1, Hp, Wp)
+                    view_log_odds.append(_as_view(margins(prediction.fine_logits), view))
+                log_odds = (
+                    view_log_odds[0]
+                    if self.views == 1
+                    else mean_probability_log_odds(torch.stack(view_log_odds))
+                )
+                probs = aggregate(log_odds, single=self.aggregate_single)  # (O + 1, Hp, Wp)
             else:
                 probs = torch.ones((1, *padded), device=self.device)
 

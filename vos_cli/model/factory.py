@@ -24,10 +24,9 @@ from vos_cli.errors import VosError
 from vos_cli.io.atomic import temp_beside
 from vos_cli.model.agame import AGame
 from vos_cli.model.config import ModelConfig
-
-FORMAT = "vos-agame"
-TRAIN_FORMAT = "vos-train"
-VERSION = 1
+from vos_cli.model.official import convert_official, is_official_checkpoint
+from vos_cli.model.safe_load import load_untrusted
+from vos_cli.model.weights_format import FORMAT, TRAIN_FORMAT, VERSION
 
 
 def build_model(config: ModelConfig, backbone_weights: str | Path | None = "imagenet") -> AGame:
@@ -78,18 +77,17 @@ def save_weights(
 
 
 def read_weights_file(path: str | Path) -> dict[str, Any]:
-    """Load a weights file's dict (vos format or the authors'), with clean errors."""
+    """Load a weights file's dict (vos format or the authors'), with clean errors.
+
+    Only data is built, on the CPU: classes the file names (the authors' trainer pickles its own
+    running averages) become inert stand-ins, and a file that would run code is refused.
+    """
     path = Path(path)
     if not path.exists():
         raise VosError(f"weights file not found: {path}")
     if path.is_dir():
         raise VosError(f"weights path is a folder, not a file: {path}")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for non-checkpoint files
-        raise VosError(
-            f"cannot read weights file {path}: not a PyTorch checkpoint ({exc.__class__.__name__})"
-        ) from None
+    data = load_untrusted(path)
     if not isinstance(data, dict):
         raise VosError(f"weights file {path} does not hold a dict of tensors")
     return data
@@ -105,10 +103,8 @@ def normalise_weights(data: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         return data, "vos weights"
     if data.get("format") == TRAIN_FORMAT and isinstance(data.get("weights"), dict):
         return data["weights"], "vos training checkpoint"
-    from vos_cli.model import official
-
-    if official.is_official_checkpoint(data):
-        return official.convert_official(data, source=str(path)), "authors' A-GAME checkpoint"
+    if is_official_checkpoint(data):
+        return convert_official(data, source=str(path)), "authors' A-GAME checkpoint"
     raise VosError(
         f"{path} is neither a vos weights file nor an A-GAME checkpoint "
         "(no 'format' entry and no 'net' state dict)"

@@ -6,6 +6,10 @@ Every one of their keys is consumed exactly once and every shape is checked; the
 their weights depend on (component order, the 4100-channel propagation input, the 516-channel
 fusion input, the 256-channel blend inputs) are the orders our modules use, so no tensor needs
 permuting — only the covariance regulariser changes shape, (K, 1, D, 1, 1) -> (K, D).
+
+Their trainer's file also holds ``epoch``, ``net_type`` (kept in our metadata), ``optimizer``,
+``stats`` (instances of their own running-average class) and ``use_gpu``; it is read by
+:mod:`vos_cli.model.safe_load`, which needs none of their code.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 
 from vos_cli.errors import VosError
 from vos_cli.model.config import ModelConfig
+from vos_cli.model.weights_format import FORMAT, VERSION
 
 PREFIX = "trackseg."
 
@@ -95,8 +100,6 @@ def map_official_state(net: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def convert_official(data: dict[str, Any], source: str = "checkpoint") -> dict[str, Any]:
     """An authors' checkpoint dict -> a vos weights dict (backbone included)."""
-    from vos_cli.model.factory import FORMAT, VERSION
-
     net = data["net"]
     bad = [k for k, v in net.items() if not isinstance(v, torch.Tensor)]
     if bad:
@@ -106,7 +109,8 @@ def convert_official(data: dict[str, Any], source: str = "checkpoint") -> dict[s
         "source": source,
         "origin": "authors' A-GAME release (ResNet-101; DAVIS 2017 + YouTube-VOS training)",
     }
-    for key in ("epoch", "stats"):
+    # The trainer's own fields (its optimizer state and running averages are not carried over).
+    for key in ("epoch", "net_type"):
         if key in data and isinstance(data[key], int | float | str):
             meta[key] = data[key]
     return {

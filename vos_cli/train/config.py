@@ -2,7 +2,8 @@
 
 Unknown keys and wrong types are errors that name the key, so a typo never silently falls back to
 a default. Configs shipped with the package (``paper-r101``, ``lite0-cpu``, ``smoke``) are found
-by name; anything else is a path.
+by name; anything else is a path. A config may list ``[[stages]]`` that override it stage by
+stage (:func:`load_stages`; run by :mod:`vos_cli.train.stages`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+import copy
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -180,7 +182,7 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
     return config
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, raw: str) -> None:
+def apply_override(data: dict[str, Any], dotted: str, raw: str) -> None:
     """Apply one ``--set a.b=value`` override; the value is parsed as TOML when it can be."""
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -221,10 +223,55 @@ def load_config_dict(name_or_path: str) -> dict[str, Any]:
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    """A config, resolved; for a multi-stage config its first stage (see :func:`load_stages`)."""
+    return load_stages(name_or_path, overrides)[0].config
+
+
+INIT_CHOICES = ("last", "best")
+_STAGE_KEYS = {"name", "init"}
+
+
+@dataclass
+class Stage:
+    name: str
+    config: ExperimentConfig
+    init: str | None  # which checkpoint of the previous stage to start from (None: the first)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_stages(name_or_path: str, overrides: list[str] | None = None) -> list[Stage]:
+    """Every stage of a config, fully resolved; a config without stages is one unnamed stage."""
     data = load_config_dict(name_or_path)
-    for item in overrides or []:
-        if "=" not in item:
-            raise VosError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), raw.strip())
-    return parse_config(data)
+    raw = data.pop("stages", None) or [{"name": ""}]
+    if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
+        raise VosError("config key 'stages' must be an array of tables ([[stages]])")
+    names = [str(s.get("name", "")) for s in raw]
+    if len(raw) > 1 and (not all(names) or len(set(names)) != len(names)):
+        raise VosError("config key 'stages': every stage needs a distinct name")
+    stages = []
+    for index, (stage, name) in enumerate(zip(raw, names, strict=True)):
+        init = stage.get("init", "last") if index else None
+        if init is not None and init not in INIT_CHOICES:
+            raise VosError(f"config key 'stages[{index}].init' must be 'last' or 'best'")
+        merged = _merge(data, {k: v for k, v in stage.items() if k not in _STAGE_KEYS})
+        for item in overrides or []:
+            if "=" not in item:
+                raise VosError(f"--set expects key=value, got {item!r}")
+            key, raw_value = (part.strip() for part in item.split("=", 1))
+            head, _, rest = key.partition(".")
+            if head in names and rest and len(raw) > 1:
+                if head == name:
+                    apply_override(merged, rest, raw_value)
+            else:
+                apply_override(merged, key, raw_value)
+        stages.append(Stage(name, parse_config(merged), init))
+    return stages

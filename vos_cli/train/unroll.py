@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vos_cli.model.agame import AGame, FrameEncoding, two_channel
-from vos_cli.model.aggregation import aggregate_log
+from vos_cli.model.aggregation import aggregate_log, margins
 
 IGNORE = 255
 
@@ -109,7 +109,7 @@ class SnippetUnroller(nn.Module):
             if n == 1:
                 out.append(rows[0])
             else:
-                out.append(aggregate_log(rows[:, 1]))
+                out.append(aggregate_log(margins(logits[start : start + n])))
             start += n
         return out
 
