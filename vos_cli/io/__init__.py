@@ -2,6 +2,7 @@
 
 * :mod:`vos_cli.io.video`: streamed frame sources (``open_frames``) and ``Prefetcher``.
 * :mod:`vos_cli.io.masks`: DAVIS palette, ``read_mask`` / ``write_mask``, ``MaskWriter``.
+* :mod:`vos_cli.io.encoder`: ``FfmpegWriter``, the threaded, atomic ffmpeg writer of every video.
 * :mod:`vos_cli.io.overlay`: ``OverlayWriter`` (H.264 video with coloured masks).
 * :mod:`vos_cli.io.paths`: output checks (``prepare_output_dir`` / ``prepare_output_file``).
 
