@@ -3,7 +3,11 @@ ffmpeg, against the PNG masks of the same run and the input's pixels."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -170,3 +174,38 @@ def test_bad_input_is_one_line_error(tmp_path, segment, case) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     assert existing.read_bytes() == b"user data"
     assert not list(tmp_path.glob(".*"))  # no temp file left behind
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to a process group")
+def test_ctrl_c_leaves_valid_shorter_cutout_and_matte(tmp_path, mask_png, tiny_model_path) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: exit 130, every video valid."""
+    frames = moving_shapes_frames(20)
+    video = write_video(tmp_path / "long.mp4", [frames[i % 20] for i in range(2000)])
+    cut, matte, out = tmp_path / "cut.mov", tmp_path / "matte.mp4", tmp_path / "masks"
+    args = ["segment", video, "--mask", mask_png, "--weights", tiny_model_path, "--device", "cpu"]
+    args += ["--out", out, "--cutout", cut, "--matte", matte]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vos_cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("*.png"))) < 5 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted after" in stdout
+    masks = len(list(out.glob("*.png")))
+    counts = [len(decode_video(path)[1]) for path in (cut, matte)]
+    assert all(5 <= n < 2000 and abs(n - masks) <= 1 for n in counts), (counts, masks)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files

@@ -72,8 +72,6 @@ class SegmentSummary:
     """The one-off first-frame adaptation, included in ``seconds``."""
     cutout: Path | None = None
     matte: Path | None = None
-    fps_written: float = 0.0
-    """The frame rate of the videos written (the input's, as decoded)."""
 
     @property
     def outputs(self) -> list[Path]:
@@ -262,7 +260,6 @@ def segment_video(
         overlay=overlay,
         cutout=cutout,
         matte=matte,
-        fps_written=float(rate),
         truncated=source.truncated,
         interrupted=interrupted,
         warnings=summary_warnings,
