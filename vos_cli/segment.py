@@ -168,9 +168,9 @@ def segment_video(
     if abs(rate - source.fps) > 0.01 * source.fps:
         notify(
             f"the video has a variable frame rate (about {source.fps:g} frames/s on average): "
-            f"ffmpeg decodes it at a constant {float(rate):g} frames/s, repeating frames to fill "
-            "the longer gaps, and every output has these frames at this rate, in step with the "
-            "input"
+            f"ffmpeg decodes it at a constant {float(rate):g} frames/s, repeating (or dropping) "
+            "frames to fill the gaps, and every output has these frames at this rate, in step "
+            "with the input"
         )
 
     model, _ = load_model(weights)

@@ -93,6 +93,10 @@ class FfmpegWriter:
             # absolute path: ffmpeg must not read a 'name:' prefix as a protocol
             target = os.path.abspath(self._tmp)
         else:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise self._error_for(err.strerror or str(err)) from None
             target = os.path.abspath(self.path / sequence)
         self._target = target
         self._encoder_args: dict[str, Any] = {
