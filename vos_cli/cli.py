@@ -129,6 +129,7 @@ def segment(
             "--objects",
             help="Object ids the cut-out and matte show, e.g. 1,3 (default: all). The masks "
             "and the overlay keep every object.",
+            metavar="IDS",
         ),
     ] = None,
     feather: Annotated[
