@@ -97,6 +97,26 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
     return path
 
 
+def decode_video(path: Path, rgba: bool = False) -> tuple[dict, list[np.ndarray]]:
+    """Every frame of ``path`` as RGB or RGBA; VP9 through libvpx, the decoder that keeps alpha."""
+    vp9 = ["-c:v", "libvpx-vp9"] if path.suffix == ".webm" else []
+    gen = imageio_ffmpeg.read_frames(
+        str(path),
+        pix_fmt="rgba" if rgba else "rgb24",
+        bits_per_pixel=32 if rgba else 24,
+        input_params=vp9,
+    )
+    meta = next(gen)
+    w, h = meta["size"]
+    return meta, [np.frombuffer(b, np.uint8).reshape(h, w, -1) for b in gen]
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1 when both are empty)."""
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
+
+
 @pytest.fixture()
 def shapes_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "shapes.mp4", moving_shapes_frames(12))

@@ -54,6 +54,38 @@ def segment(
     overlay: Annotated[
         Path | None, typer.Option("--overlay", help="Write an overlay video (.mp4, H.264).")
     ] = None,
+    cutout: Annotated[
+        Path | None,
+        typer.Option(
+            "--cutout",
+            help="Write the video's pixels with alpha = the objects: .webm (VP9 with alpha), "
+            ".mov (ProRes 4444 with alpha) or a folder (RGBA PNGs).",
+        ),
+    ] = None,
+    matte: Annotated[
+        Path | None,
+        typer.Option(
+            "--matte", help="Write a grayscale video (.mp4, H.264), white on the objects."
+        ),
+    ] = None,
+    objects: Annotated[
+        str | None,
+        typer.Option(
+            "--objects",
+            help="Object ids the cut-out and matte show, e.g. 1,3 (default: all). The masks "
+            "and the overlay keep every object.",
+            metavar="IDS",
+        ),
+    ] = None,
+    feather: Annotated[
+        int,
+        typer.Option(
+            "--feather",
+            help="Soften the cut-out's and matte's edges over 2*PX+1 pixels (0: the masks "
+            "exactly).",
+            metavar="PX",
+        ),
+    ] = 0,
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
@@ -71,7 +103,12 @@ def segment(
         TimeRemainingColumn,
     )
 
-    from vos_cli.segment import SegmentRequest, parse_mask_option, segment_video
+    from vos_cli.segment import (
+        SegmentRequest,
+        parse_mask_option,
+        parse_objects_option,
+        segment_video,
+    )
 
     request = SegmentRequest(
         source=source,
@@ -85,6 +122,10 @@ def segment(
         force=force,
         compile=compile,
         flip=flip,
+        cutout=cutout,
+        matte=matte,
+        objects=parse_objects_option(objects) if objects is not None else None,
+        feather=feather,
     )
     columns = (
         TextColumn("[bold]segment"),
@@ -108,7 +149,7 @@ def segment(
         )
     for warning in summary.warnings:
         err_console.print(f"warning: {warning}")
-    where = " and ".join(str(p) for p in (summary.out_dir, summary.overlay) if p is not None)
+    where = ", ".join(str(p) for p in summary.outputs)
     ids = ",".join(str(i) for i in summary.objects)
     status = "interrupted after" if summary.interrupted else "segmented"
     out_console.print(

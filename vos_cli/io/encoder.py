@@ -1,0 +1,276 @@
+"""A video written frame by frame through ffmpeg, in a background thread, atomically.
+
+The machinery every video output shares (the overlay, the cut-out, the matte): subclasses say how a
+frame and its label map become the picture ffmpeg encodes (:meth:`FfmpegWriter._render`) and which
+codec encodes it. Rendering and encoding (``imageio_ffmpeg.write_frames``) run in a background
+thread so they overlap with the network. A video file appears under its final name only once the
+encoder has finished cleanly, and it does so also when the run stops early (exception, Ctrl-C):
+what was written up to then is kept as a valid, shorter video rather than a broken file. An image
+sequence (``folder/%05d.png``) is written by ffmpeg file by file, each file atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import imageio_ffmpeg
+import numpy as np
+
+from vos_cli.errors import VosError
+from vos_cli.io.atomic import temp_beside
+
+__all__ = ["FfmpegWriter"]
+
+_STOP = object()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+class FfmpegWriter:
+    """Encode ``(frame, label map)`` pairs into a video: ``with Writer(...) as w: w.write(f, m)``.
+
+    The video is encoded into a hidden temp file next to ``path`` and renamed into place by
+    :meth:`close`. Leaving the ``with`` block on an exception (including Ctrl-C) finishes the
+    frames already handed over, closes the encoder cleanly and still renames, so the target is a
+    valid, shorter video; the exception then propagates. If the encoder fails, or no frame was
+    written, the temp file is removed and nothing is created. With ``sequence`` set (a file name
+    pattern such as ``%05d.png``), ``path`` is a folder that ffmpeg fills file by file instead.
+
+    With ``even_size`` (yuv420p H.264 needs it) an odd width or height is padded by one pixel (a
+    copy of the last column / row) on the right / bottom. Frames and masks passed to
+    :meth:`write` are copied, so callers may reuse buffers.
+    """
+
+    _POLL_S = 0.1
+    #: What the file is, for messages ("Cannot write overlay x.mp4: ...").
+    what = "video"
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | Fraction,
+        width: int,
+        height: int,
+        *,
+        codec: str,
+        pix_fmt_in: str = "rgb24",
+        pix_fmt_out: str = "yuv420p",
+        output_params: list[str] | None = None,
+        even_size: bool = False,
+        sequence: str | None = None,
+        maxsize: int = 4,
+    ) -> None:
+        self.path = Path(path)
+        if fps <= 0 or width <= 0 or height <= 0:
+            raise ValueError(f"bad {self.what} geometry: {width}x{height} at {fps} fps")
+        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator()
+        self.width = int(width)
+        self.height = int(height)
+        self.frames_written = 0
+        self._enc_w = self.width + self.width % 2 if even_size else self.width
+        self._enc_h = self.height + self.height % 2 if even_size else self.height
+        self._sequence = sequence
+        if sequence is None:
+            try:
+                # ffmpeg picks the container by suffix
+                fd, tmp = temp_beside(self.path, suffix=f".partial{self.path.suffix}")
+                os.close(fd)
+            except OSError as err:
+                raise self._error_for(err.strerror or str(err)) from None
+            self._tmp = Path(tmp)
+            # absolute path: ffmpeg must not read a 'name:' prefix as a protocol
+            target = os.path.abspath(self._tmp)
+        else:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise self._error_for(err.strerror or str(err)) from None
+            target = os.path.abspath(self.path / sequence)
+        self._target = target
+        self._encoder_args: dict[str, Any] = {
+            "size": (self._enc_w, self._enc_h),
+            "fps": self.fps,
+            "codec": codec,
+            "pix_fmt_in": pix_fmt_in,
+            "pix_fmt_out": pix_fmt_out,
+            "quality": None,  # rate control given explicitly in output_params
+            "macro_block_size": 1,  # never let imageio rescale the frames
+            "ffmpeg_log_level": "error",  # keep ffmpeg's chatter out of the progress display
+            "output_params": list(output_params or []),
+        }
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._error: BaseException | None = None
+        self._closed = False
+        self._abort = threading.Event()  # second Ctrl-C: skip queued frames, just finish
+        self._thread = threading.Thread(target=self._work, name=f"{self.what}-writer", daemon=True)
+        self._thread.start()
+
+    # -- what subclasses provide ------------------------------------------------------------
+
+    def _render(self, frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The picture to encode (H x W x channels of ``pix_fmt_in``); runs in the worker."""
+        raise NotImplementedError
+
+    # -- worker -----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        """Render + encode queued frames; owns the ffmpeg generator from start to end."""
+        encoder = None
+        try:
+            encoder = imageio_ffmpeg.write_frames(self._target, **self._encoder_args)
+            encoder.send(None)  # starts ffmpeg
+            while not self._abort.is_set():
+                try:
+                    item = self._queue.get(timeout=self._POLL_S)
+                except queue.Empty:
+                    continue
+                if item is _STOP:
+                    break
+                out = self._render(*item)
+                if (self._enc_w, self._enc_h) != (self.width, self.height):
+                    pad = [(0, self._enc_h - self.height), (0, self._enc_w - self.width)]
+                    out = np.pad(out, pad + [(0, 0)] * (out.ndim - 2), mode="edge")
+                encoder.send(np.ascontiguousarray(out))
+                self.frames_written += 1
+        except BaseException as err:  # re-raised in the caller's thread
+            self._error = err
+            while True:  # drain so a producer blocked in put() wakes up
+                try:
+                    if self._queue.get_nowait() is _STOP:
+                        break
+                except queue.Empty:
+                    break
+        finally:
+            if encoder is not None:
+                try:
+                    encoder.close()  # stdin closed, waits for ffmpeg to finish the file
+                except BaseException as err:
+                    self._error = self._error or err
+            # write_frames ignores ffmpeg's exit status; an encoder that failed before
+            # the pipe filled up is only visible as an empty (or missing) output
+            if self._error is None and self.frames_written > 0 and not self._has_output():
+                self._error = RuntimeError("the ffmpeg encoder stopped (see its message above)")
+
+    def _has_output(self) -> bool:
+        if self._sequence is None:
+            return _size(self._tmp) > 0
+        return _size(self.path / (self._sequence % 0)) > 0
+
+    # -- producer ---------------------------------------------------------------------------
+
+    def write(self, frame_rgb: np.ndarray, label_map: np.ndarray) -> None:
+        """Queue one frame (HxWx3 uint8 RGB) and its label map (HxW ids)."""
+        if self._closed:
+            raise ValueError(f"{type(self).__name__} is closed")
+        frame = np.asarray(frame_rgb)
+        labels = np.asarray(label_map)
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(
+                f"frame must be {self.height}x{self.width}x3 uint8, got {frame.shape} {frame.dtype}"
+            )
+        if labels.shape != (self.height, self.width):
+            raise ValueError(f"label map must be {self.height}x{self.width}, got {labels.shape}")
+        self._check_worker()
+        item = (frame.copy(), labels.astype(np.uint8, copy=True))
+        while True:
+            try:
+                self._queue.put(item, timeout=self._POLL_S)
+                return
+            except queue.Full:
+                self._check_worker()
+
+    def _check_worker(self) -> None:
+        if self._error is not None or not self._thread.is_alive():
+            self._finish(keep=False)
+            self._raise_error()
+
+    def _error_for(self, reason: str) -> VosError:
+        return VosError(f"Cannot write {self.what} {self.path}: {reason}")
+
+    def _raise_error(self) -> None:
+        err = self._error
+        if err is None:
+            raise VosError(f"The {self.what} encoder stopped unexpectedly: {self.path}")
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "Broken pipe" in msg:  # ffmpeg exited; it printed its reason on stderr
+            msg = "the ffmpeg encoder stopped (see its message above)"
+        raise self._error_for(msg) from None
+
+    def _finish(self, keep: bool) -> bool:
+        """Stop the worker (after queued frames) and move/remove the temp file.
+
+        Returns True when the target file was created.
+        """
+        if self._closed:
+            return False
+        self._closed = True
+        if self._thread.is_alive():
+            interrupted = False
+            try:
+                self._queue.put(_STOP)
+                self._thread.join()
+            except KeyboardInterrupt:
+                # Ctrl-C while flushing: drop the queued frames but still finish the file
+                interrupted = True
+                self._abort.set()
+                self._thread.join()
+            if interrupted:
+                self._move_into_place(keep)
+                raise KeyboardInterrupt
+        return self._move_into_place(keep)
+
+    def _move_into_place(self, keep: bool) -> bool:
+        ok = keep and self._error is None and self.frames_written > 0
+        if self._sequence is not None:
+            return ok  # ffmpeg wrote each file in place, atomically
+        try:
+            if ok:
+                os.replace(self._tmp, self.path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self._tmp.unlink()
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            raise self._error_for(err.strerror or str(err)) from None
+        return ok
+
+    def close(self) -> None:
+        """Finish encoding and move the video into place; raises VosError if ffmpeg failed.
+
+        With no frame written, no file is created.
+        """
+        if self._closed:
+            return
+        self._finish(keep=True)
+        if self._error is not None:
+            self._raise_error()
+
+    def __enter__(self) -> FfmpegWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+            return
+        # Stopping early: keep what was written as a valid shorter video, but let the
+        # original exception (not an encoder error) propagate.
+        with contextlib.suppress(VosError):
+            self._finish(keep=True)
