@@ -156,6 +156,7 @@ def test_cli_davis17_segments_and_scores(tmp_path: Path, tiny_model_path: Path) 
     assert all(float(row[2]) > 0 and float(row[3]) > 0 for row in timing[1:])
     out = error_line(r)
     assert "J&F-Mean" in out and "frames/s" in out and "model" in out
+    assert "J&F by object size" in out
 
 
 def test_cli_davis_with_the_flip_ensemble(tmp_path: Path, tiny_model_path: Path) -> None:

@@ -113,6 +113,19 @@ def _print_timing(timing: Any, split: str, what: str, count: int) -> None:
 # ----------------------------------------------------------------------------- DAVIS
 
 
+def _size_line(groups: list[Any]) -> str:
+    """``by object size: small (< 3% of the frame in the first mask) J&F ... (n), large ...``."""
+    from vos_cli.bench.object_size import SMALL_OBJECT_FRACTION
+
+    parts = [
+        f"{g.name} {g.jf_mean:.3f} (J {g.j_mean:.3f}, F {g.f_mean:.3f}; {g.objects})"
+        for g in groups
+        if g.objects
+    ]
+    limit = f"{SMALL_OBJECT_FRACTION:.0%}"
+    return f"J&F by object size (small: under {limit} of the frame at first): " + ", ".join(parts)
+
+
 def _davis_command(dataset: str, year: str) -> Callable[..., None]:
     def command(
         root: RootOpt = None,
@@ -170,6 +183,7 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
                 f"J&F-Mean {report.result.jf_mean:.3f} over {len(report.result.objects)} "
                 f"object(s) in {len(report.sequences)} sequence(s)"
             )
+            out_console.print(_size_line(report.size_groups))
         if report.note:
             out_console.print(f"note: {report.note}")
         if report.files:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vos_cli.bench.distributed import (
@@ -19,6 +19,7 @@ from vos_cli.bench.distributed import (
     run_on_main,
     shutdown,
 )
+from vos_cli.bench.object_size import SizeGroup, size_groups
 from vos_cli.bench.timing import RunReport, RunTiming, SequenceTiming, write_timing_csv
 from vos_cli.bench.tracking import (
     Progress,
@@ -85,6 +86,8 @@ class BenchReport(RunReport):
     results_dir: Path
     sequences: list[str]
     result: BenchResult | None = None
+    size_groups: list[SizeGroup] = field(default_factory=list)
+    """The scores of small and large objects (:mod:`vos_cli.bench.object_size`)."""
     note: str | None = None
 
 
@@ -158,6 +161,7 @@ def run_davis_bench(
             return report
         scored = counter(progress, "score", len(seqs))
         report.result = evaluate_results(seqs, results_dir, workers, progress=scored)
+        report.size_groups = size_groups(report.result.objects, seqs)
         report.files[:0] = write_results_csv(report.result, results_dir, split)
         return report
     finally:
