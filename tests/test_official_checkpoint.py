@@ -131,8 +131,15 @@ def test_convert_and_info_through_the_cli(official_file, tmp_path):
     info = runner.invoke(app, ["weights", "info", str(target)])
     assert info.exit_code == 0, info.output
     assert "resnet101" in info.output and "authors" in info.output
+    assert "network size: the video's resolution" in info.output
     again = runner.invoke(app, ["weights", "convert", str(path), str(target)])
     assert again.exit_code == 2 and "error:" in again.output
+    sized = tmp_path / "sized.pt"
+    args = ["--inference-size", "480", "--small-object-size", "720"]
+    result = runner.invoke(app, ["weights", "convert", str(target), str(sized), *args])
+    assert result.exit_code == 0, result.output
+    info = runner.invoke(app, ["weights", "info", str(sized)])
+    assert "network size: 480p (720p for videos with a small object)" in info.output
 
 
 @pytest.mark.parametrize("damage", ["missing", "extra", "shape", "not_tensor", "no_net"])

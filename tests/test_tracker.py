@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import first_mask, moving_shapes_frames, track_both_ways
 from vos_cli.errors import VosError
-from vos_cli.inference.tracker import Tracker, working_size
+from vos_cli.inference.sizing import working_size
+from vos_cli.inference.tracker import Tracker
 from vos_cli.model.agame import two_channel
 from vos_cli.model.factory import load_model
 
@@ -258,3 +261,27 @@ def test_two_objects_fed_back_equal_the_exact_aggregation(model, monkeypatch):
     assert bool(((m[0] > 8) & (m[1] > 8)).any())  # and pixels both objects claim
     exact = reference(m)[1:]
     assert (fed[0].double() - exact).abs().max().item() <= 1e-6
+
+
+def test_network_size_follows_the_smallest_object_of_the_first_mask(model):
+    """A model naming a small-object size runs there for a video whose first mask has an object
+    under 12 stride-16 cells at its own size; a size the caller gives is kept for every video."""
+    model.config = replace(model.config, inference_size=128, small_object_size=192)
+    frames = moving_shapes_frames(2, height=256, width=384)
+    large = np.zeros((256, 384), np.uint8)
+    large[40:200, 60:300] = 1  # 39% of the frame: 37.5 cells of the 128x192 grid's 96
+    small = np.zeros((256, 384), np.uint8)
+    small[20:40, 10:30] = 1  # 0.4 cells
+    tracker = Tracker(model, device="cpu", precision="fp32")
+    chosen = []
+    for mask in (large, small, large):
+        tracker.reset()
+        tracker.add_mask(0, mask)
+        outputs = [tracker.step(frame) for frame in frames]
+        chosen.append(tracker.size)
+        assert outputs[-1].shape == (256, 384)
+    assert chosen == [128, 192, 128]
+    fixed = Tracker(model, device="cpu", precision="fp32", size=160)
+    fixed.add_mask(0, small)
+    fixed.step(frames[0])
+    assert fixed.size == 160

@@ -256,11 +256,26 @@ def weights_convert(
             "--inference-size", help="Record the default network short side (0 = native)."
         ),
     ] = None,
+    small_object_size: Annotated[
+        int | None,
+        typer.Option(
+            "--small-object-size",
+            help="Record the short side for videos with an object under 12 stride-16 cells "
+            "in the first mask (0 = no switch).",
+        ),
+    ] = None,
 ) -> None:
     """Convert a checkpoint (e.g. the authors' A-GAME release) into vos's own format."""
     from vos_cli.model.weights_info import convert_weights
 
-    convert_weights(source, target, force=force, half=half, inference_size=inference_size)
+    convert_weights(
+        source,
+        target,
+        force=force,
+        half=half,
+        inference_size=inference_size,
+        small_object_size=small_object_size,
+    )
     out_console.print(f"wrote {target}")
 
 

@@ -31,7 +31,8 @@ from vos_cli.bench.numbers import parse_counts, per_second
 from vos_cli.bench.rss import RssSampler, current_rss_mb, max_rss_mb
 from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device, resolve_precision
-from vos_cli.inference.tracker import Tracker, check_size, working_size
+from vos_cli.inference.sizing import working_size
+from vos_cli.inference.tracker import Tracker, check_size
 from vos_cli.io.masks import MaskWriter
 from vos_cli.io.video import FolderFrameSource, Prefetcher, open_frames
 from vos_cli.model.agame import AGame

@@ -27,6 +27,7 @@ from vos_cli.inference.runtime import (
     resolve_precision,
     tune_for_device,
 )
+from vos_cli.inference.sizing import size_for_first_mask, working_size
 from vos_cli.model.agame import STRIDE, AGame, ObjectState, pool_to_stride16, two_channel
 from vos_cli.model.aggregation import aggregate, margins, mean_probability_log_odds
 from vos_cli.model.fold import fold_frozen_batchnorm
@@ -38,17 +39,6 @@ def check_size(size: int | None) -> None:
     """``--size``: None (the model's own), 0 (the video's resolution) or one network stride up."""
     if size is not None and (size < 0 or 0 < size < STRIDE):
         raise VosError(f"--size must be 0 (native) or at least {STRIDE} pixels, got {size}")
-
-
-def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """The network's input size: the short side scaled to ``size`` (never up), aspect kept.
-
-    ``None`` keeps the frame's size.
-    """
-    if not size or min(height, width) <= size:
-        return height, width
-    scale = size / min(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def pad_amounts(height: int, width: int) -> tuple[int, int]:
@@ -92,16 +82,19 @@ class Tracker:
             self.model = self.model.to(memory_format=torch.channels_last)
         if compile:  # on the private copy: a deep copy drops a module's compiled forward
             compile_backbone(self.model)
-        if size is None:  # the model's own preference (0: the video's resolution)
-            size = model.config.inference_size
         check_size(size)
-        self.size = size or None
+        # None: the model's own size, raised per video for small objects (inference.sizing);
+        # a number (0: the video's resolution) is kept for every video.
+        self.requested_size = size
+        self.size = (model.config.inference_size if size is None else size) or None
         self.views = 2 if flip else 1
         self.aggregate_single = aggregate_single
         self.reset()
 
     def reset(self) -> None:
         """Forget every object and frame: ready for a new video with the same (compiled) model."""
+        if self.requested_size is None:
+            self.size = self.model.config.inference_size or None
         self.frame_index = 0
         self.object_ids: list[int] = []
         self.states: list[ObjectState] | None = None  # one per view (the mirrored one second)
@@ -166,6 +159,16 @@ class Tracker:
         if self.states is None and self.frame_index not in self.pending:
             self.frame_index += 1  # nothing to track yet: skip the network entirely
             return np.zeros((height, width), dtype=np.uint8)
+        if self.states is None and self.requested_size is None:
+            # The first frame with objects: choose the network's size from their mask.
+            self.size = (
+                size_for_first_mask(
+                    self.pending[self.frame_index],
+                    self.model.config.inference_size,
+                    self.model.config.small_object_size,
+                )
+                or None
+            )
         image, work = self._to_input(frame)
         padded = image.shape[-2:]
         if self.views == 2:  # the whole padded canvas mirrored: flipping back is pixel-exact

@@ -68,6 +68,9 @@ class ModelConfig:
     # Short side (pixels) the network runs at by default in `segment`/`bench`; 0 = the video's
     # own resolution. A model trained at low resolution can be both faster and better there.
     inference_size: int = 0
+    # Short side for videos whose smallest object in the first mask covers fewer than 12
+    # stride-16 cells at inference_size (vos_cli/inference/sizing.py); 0 = no switch.
+    small_object_size: int = 0
 
     def __post_init__(self) -> None:
         if self.backbone not in ("lite0", "lite1", "lite2", "resnet101"):

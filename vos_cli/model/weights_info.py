@@ -15,6 +15,10 @@ from vos_cli.model.factory import (
 )
 
 
+def _size_text(size: int) -> str:
+    return f"{size}p" if size else "the video's resolution"
+
+
 def describe_weights(path: Path) -> list[str]:
     """Human-readable lines about a weights file (nothing is built but the config)."""
     weights, kind = normalise_weights(read_weights_file(path), Path(path))
@@ -31,6 +35,12 @@ def describe_weights(path: Path) -> list[str]:
         f"fusion {config.fusion_dim}, encoding {config.encoding_dim}, "
         f"upsampling {config.upsample_dim}, {config.num_components} Gaussian components",
         f"tensors: {len(state)} ({params / 1e6:.2f} M values)",
+        f"network size: {_size_text(config.inference_size)}"
+        + (
+            f" ({_size_text(config.small_object_size)} for videos with a small object)"
+            if config.small_object_size
+            else ""
+        ),
     ]
     for key, value in sorted(weights.get("meta", {}).items()):
         lines.append(f"{key}: {value}")
@@ -43,17 +53,21 @@ def convert_weights(
     force: bool = False,
     half: bool = False,
     inference_size: int | None = None,
+    small_object_size: int | None = None,
 ) -> None:
     """Write any supported file as a vos weights file, checking it loads into our network.
 
-    ``inference_size`` records the short side the network should run at by default.
+    ``inference_size`` records the short side the network should run at by default, and
+    ``small_object_size`` the one for videos with a small object (:mod:`vos_cli.inference.sizing`).
     ``half`` stores floating-point tensors as float16 (half the size; loading casts them back to
     the network's float32), which is how the shipped default model stays small enough for git.
     """
     weights, _ = normalise_weights(read_weights_file(source), Path(source))
-    if inference_size is not None:
+    sizes = {"inference_size": inference_size, "small_object_size": small_object_size}
+    sizes = {k: v for k, v in sizes.items() if v is not None}
+    if sizes:
         weights = dict(weights)
-        weights["config"] = {**weights["config"], "inference_size": inference_size}
+        weights["config"] = {**weights["config"], **sizes}
     if half:
         weights = dict(weights)
         weights["state_dict"] = {
