@@ -47,6 +47,7 @@ def test_segment_video_to_masks_and_overlay(tmp_path, shapes_video, mask_png, ti
     )
     assert result.exit_code == 0, result.output
     assert "segmented 12 frames, 2 object(s) [1,4]" in result.output
+    assert "network at 64p" in result.output  # the clip is smaller than the model's size
     pngs = sorted(out.glob("*.png"))
     assert [p.name for p in pngs] == [f"{i:05d}.png" for i in range(12)]
     first = read_mask(pngs[0])

@@ -152,9 +152,10 @@ def segment(
     where = ", ".join(str(p) for p in summary.outputs)
     ids = ",".join(str(i) for i in summary.objects)
     status = "interrupted after" if summary.interrupted else "segmented"
+    network = f"{summary.network_size}p" if summary.network_size else "no frame"
     out_console.print(
         f"{status} {summary.frames} frames, {len(summary.objects)} object(s) [{ids}], "
-        f"{summary.fps:.1f} frames/s -> {where}"
+        f"network at {network}, {summary.fps:.1f} frames/s -> {where}"
     )
     if summary.interrupted:
         raise typer.Exit(130)

@@ -68,6 +68,8 @@ class SegmentSummary:
     warnings: list[str] = field(default_factory=list)
     cutout: Path | None = None
     matte: Path | None = None
+    network_size: int | None = None
+    """The short side of the network's input (None: the network never ran)."""
 
     @property
     def outputs(self) -> list[Path]:
@@ -253,6 +255,7 @@ def segment_video(
         truncated=source.truncated,
         interrupted=interrupted,
         warnings=summary_warnings,
+        network_size=min(tracker.work_shape) if tracker.work_shape else None,
     )
 
 

@@ -96,6 +96,8 @@ class Tracker:
         if self.requested_size is None:
             self.size = self.model.config.inference_size or None
         self.frame_index = 0
+        self.work_shape: tuple[int, int] | None = None
+        """The network's input size (height, width) of the last frame it ran on."""
         self.object_ids: list[int] = []
         self.states: list[ObjectState] | None = None  # one per view (the mirrored one second)
         self.pending: dict[int, np.ndarray] = {}
@@ -130,6 +132,7 @@ class Tracker:
         image = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
         image = image.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
         work_h, work_w = working_size(height, width, self.size)
+        self.work_shape = (work_h, work_w)
         if (work_h, work_w) != (height, width):
             image = F.interpolate(image, size=(work_h, work_w), mode="bilinear", antialias=True)
         pad_h, pad_w = pad_amounts(work_h, work_w)
