@@ -12,11 +12,12 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vos_cli.bench.davis import run_davis_bench
+from vos_cli.bench.metrics.report import SEQUENCE_COLUMNS
+from vos_cli.bench.metrics.stats import GLOBAL_COLUMNS
 from vos_cli.bench.tracking import TrackerSettings
 from vos_cli.cli import app
 from vos_cli.errors import VosError
 from vos_cli.io.masks import DAVIS_PALETTE
-from vos_cli.metrics import GLOBAL_COLUMNS, SEQUENCE_COLUMNS
 
 H, W = 64, 96
 N_FRAMES = 4

@@ -9,21 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vos_cli.data.davis import load_davis
-from vos_cli.errors import VosError
-from vos_cli.metrics import (
-    BenchResult,
+from vos_cli.bench.metrics.driver import evaluate_results, evaluate_sequence
+from vos_cli.bench.metrics.measures import (
     boundary_f,
     boundary_radius,
-    db_statistics,
     dilate_disk,
-    evaluate_results,
-    evaluate_sequence,
     jaccard,
-    results_table,
     seg_to_boundary,
-    write_results_csv,
 )
+from vos_cli.bench.metrics.report import results_table, write_results_csv
+from vos_cli.bench.metrics.stats import BenchResult, ObjectScore, db_statistics
+from vos_cli.data.davis import load_davis
+from vos_cli.errors import VosError
 
 
 def box(shape: tuple[int, int], y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -391,8 +388,6 @@ def test_evaluate_results_end_to_end(tmp_path: Path) -> None:
 
 def test_results_table_renders() -> None:
     from rich.console import Console
-
-    from vos_cli.metrics import ObjectScore
 
     result = BenchResult([ObjectScore("cows", 1, 0.5, 0.5, 0.1, 0.7, 0.9, 0.0)])
     console = Console(width=120, record=True)

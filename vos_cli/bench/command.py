@@ -151,8 +151,8 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
         ] = None,
     ) -> None:
         from vos_cli.bench.davis import run_davis_bench
+        from vos_cli.bench.metrics.report import results_table
         from vos_cli.bench.tracking import TrackerSettings
-        from vos_cli.metrics import results_table
 
         if eval_only and flip:
             raise VosError("--flip runs the model, which --eval-only does not")

@@ -19,6 +19,9 @@ from vos_cli.bench.distributed import (
     run_on_main,
     shutdown,
 )
+from vos_cli.bench.metrics.driver import evaluate_results
+from vos_cli.bench.metrics.report import write_results_csv
+from vos_cli.bench.metrics.stats import BenchResult
 from vos_cli.bench.object_size import SizeGroup, size_groups
 from vos_cli.bench.timing import RunReport, RunTiming, SequenceTiming, write_timing_csv
 from vos_cli.bench.tracking import (
@@ -34,7 +37,6 @@ from vos_cli.errors import VosError
 from vos_cli.inference.runtime import resolve_device
 from vos_cli.inference.sequences import first_appearances
 from vos_cli.io.paths import prepare_output_dir
-from vos_cli.metrics import BenchResult, evaluate_results, write_results_csv
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import load_model
 from vos_cli.weights_registry import resolve_weights

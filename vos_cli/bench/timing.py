@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.table import Table
 
+from vos_cli.bench.metrics.report import write_csv_atomic
 from vos_cli.errors import VosError
-from vos_cli.metrics import write_csv_atomic
 
 TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps")
 

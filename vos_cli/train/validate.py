@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vos_cli.bench.metrics.driver import evaluate_sequence
+from vos_cli.bench.metrics.stats import SequenceScores
 from vos_cli.bench.protocol import aggregate_single
 from vos_cli.data.davis import load_davis
 from vos_cli.data.ytvos import load_ytvos
 from vos_cli.inference.sequences import track_sequence
 from vos_cli.inference.tracker import Tracker
-from vos_cli.metrics import SequenceScores, evaluate_sequence
 from vos_cli.model.agame import AGame
 from vos_cli.train.config import ValConfig
 
