@@ -459,3 +459,10 @@ def test_results_wrong_size(tmp_path: Path) -> None:
     _png(results / "beta" / "00002.png", np.zeros((6, 8), np.uint8))
     with pytest.raises(VosError, match=r"00002\.png is 8x6"):
         evaluate_results(load_davis(root, "val", "2017"), results, processes=1)
+
+
+def test_split_list_file_names_csvs_by_stem(tmp_path: Path) -> None:
+    """``--split my/list.txt`` (a list file of one's own) writes ``global_results-list.csv``."""
+    result = BenchResult([ObjectScore("cows", 1, 0.5, 0.5, 0.1, 0.7, 0.9, 0.0)])
+    gpath, spath = write_results_csv(result, tmp_path, str(tmp_path / "lists" / "mine.txt"))
+    assert (gpath.name, spath.name) == ("global_results-mine.csv", "per-sequence_results-mine.csv")

@@ -22,6 +22,11 @@ def _fmt(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.3f}"
 
 
+def split_label(split: str) -> str:
+    """The name a split goes by in file names: a split list file of one's own by its stem."""
+    return Path(split).stem if split.endswith(".txt") else split
+
+
 def write_csv_atomic(path: Path, rows: list[list[str]]) -> None:
     """CSV rows with ``\n`` line ends (as the toolkit's pandas output), written atomically."""
     fd, tmp = temp_beside(path)
@@ -41,10 +46,11 @@ def write_results_csv(result: BenchResult, out_dir: Path, split: str) -> tuple[P
     so existing scripts that read its CSVs read ours. Each file is replaced atomically.
     """
     out_dir = Path(out_dir)
+    label = split_label(split)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        global_path = out_dir / f"global_results-{split}.csv"
-        seq_path = out_dir / f"per-sequence_results-{split}.csv"
+        global_path = out_dir / f"global_results-{label}.csv"
+        seq_path = out_dir / f"per-sequence_results-{label}.csv"
         g = result.global_metrics()
         write_csv_atomic(global_path, [list(GLOBAL_COLUMNS), [_fmt(g[c]) for c in GLOBAL_COLUMNS]])
         rows = [list(SEQUENCE_COLUMNS)]
@@ -77,7 +83,7 @@ def per_sequence_table(result: BenchResult, title: str = "Per-sequence results")
 
 def results_table(result: BenchResult, split: str | None = None) -> Group:
     """Global and per-sequence tables, ready for ``rich.console.Console.print``."""
-    suffix = f" ({split})" if split else ""
+    suffix = f" ({split_label(split)})" if split else ""
     return Group(
         global_table(result, f"Global results{suffix}"),
         per_sequence_table(result, f"Per-sequence results{suffix}"),
