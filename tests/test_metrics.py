@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from vos_cli.bench.metrics.driver import evaluate_results, evaluate_sequence
+from vos_cli.bench.metrics.driver import evaluate_frame, evaluate_results, evaluate_sequence
 from vos_cli.bench.metrics.measures import (
     boundary_f,
     boundary_radius,
     dilate_disk,
     jaccard,
+    object_measures,
     seg_to_boundary,
 )
 from vos_cli.bench.metrics.report import results_table, write_results_csv
@@ -190,9 +192,28 @@ def _ref_bmap(seg: np.ndarray) -> np.ndarray:
     return b
 
 
-def _ref_f(fg: np.ndarray, gt: np.ndarray, void: np.ndarray, th: float = 0.008) -> float:
-    r = int(np.ceil(th * np.linalg.norm(fg.shape)))
-    fb, gb = _ref_bmap(fg & ~void), _ref_bmap(gt & ~void)
+def _ref_bmap_vectorised(seg: np.ndarray) -> np.ndarray:
+    """The toolkit's ``_seg2bmap`` as it is written there (for frames too big for the loop)."""
+    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    e[:, :-1] = seg[:, 1:]
+    s[:-1, :] = seg[1:, :]
+    se[:-1, :-1] = seg[1:, 1:]
+    b = seg ^ e | seg ^ s | seg ^ se
+    b[-1, :] = seg[-1, :] ^ e[-1, :]
+    b[:, -1] = seg[:, -1] ^ s[:, -1]
+    b[-1, -1] = 0
+    return b
+
+
+def _ref_f(
+    fg: np.ndarray,
+    gt: np.ndarray,
+    void: np.ndarray,
+    th: float = 0.008,
+    bmap: Callable[[np.ndarray], np.ndarray] = _ref_bmap,
+) -> float:
+    r = int(th if th >= 1 else np.ceil(th * np.linalg.norm(fg.shape)))
+    fb, gb = bmap(fg & ~void), bmap(gt & ~void)
     n_fg, n_gt = fb.sum(), gb.sum()
     if n_fg == 0 and n_gt > 0:
         p, rc = 1.0, 0.0
@@ -228,13 +249,14 @@ def _blobs(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
 def test_matches_reference_restatement_on_random_masks() -> None:
     rng = np.random.default_rng(0)
     for trial in range(30):
-        shape = (int(rng.integers(5, 50)), int(rng.integers(5, 60)))
+        shape = (int(rng.integers(5, 50)), int(rng.integers(5, 150)))  # 1-3 words a row
         gt, fg = _blobs(rng, shape), _blobs(rng, shape)
         void = (rng.random(shape) < 0.05) if trial % 2 else np.zeros(shape, bool)
         th = 0.008 if trial % 3 else 0.05  # radius 1..4
         assert boundary_f(gt, fg, void, th) == pytest.approx(_ref_f(fg, gt, void, th), abs=1e-12)
         assert jaccard(gt, fg, void) == pytest.approx(_ref_j(gt, fg, void), abs=1e-12)
         np.testing.assert_array_equal(seg_to_boundary(fg), _ref_bmap(fg))
+        np.testing.assert_array_equal(_ref_bmap_vectorised(fg), _ref_bmap(fg))
         r = int(rng.integers(0, 9))
         np.testing.assert_array_equal(dilate_disk(fg, r), _ref_dilate(fg, r))
     for h, w in [(1, 1), (1, 7), (6, 1), (2, 3), (3, 2)]:  # radius larger than the image
@@ -245,6 +267,106 @@ def test_matches_reference_restatement_on_random_masks() -> None:
     for n in range(1, 120):
         v = rng.random(n)
         assert db_statistics(v) == pytest.approx(_ref_stats(v), abs=1e-12)
+
+
+def _line(shape: tuple[int, int], y0: int, x0: int, dy: int, dx: int, n: int) -> np.ndarray:
+    """A one-pixel-wide line of ``n`` steps (dy, dx) from (y0, x0), clipped to the image."""
+    m = np.zeros(shape, bool)
+    for i in range(n):
+        y, x = y0 + i * dy, x0 + i * dx
+        if 0 <= y < shape[0] and 0 <= x < shape[1]:
+            m[y, x] = True
+    return m
+
+
+def _tolerance_cases(shape: tuple[int, int], r: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Mask pairs whose boundaries sit on and just past the disk of radius ``r``."""
+    h, w = shape
+    cy, cx = h // 2, w // 2
+    dot = box(shape, cy, cy + 1, cx, cx + 1)
+    cases = [
+        ("dot vs itself", dot, dot),
+        ("dot vs nothing", dot, np.zeros(shape, bool)),
+        ("full vs dot", np.ones(shape, bool), dot),
+        ("checkerboard", (np.indices(shape).sum(0) % 2) == 0, dot),
+        ("horizontal vs vertical line", _line(shape, cy, 2, 0, 1, w), _line(shape, 1, cx, 1, 0, h)),
+        (
+            "diagonal vs anti-diagonal",
+            _line(shape, 0, 0, 1, 1, h),
+            _line(shape, 0, w - 1, 1, -1, h),
+        ),
+        ("line r apart", _line(shape, cy, 0, 0, 1, w), _line(shape, cy + r, 0, 0, 1, w)),
+        ("line r+1 apart", _line(shape, cy, 0, 0, 1, w), _line(shape, cy + r + 1, 0, 0, 1, w)),
+    ]
+    # single pixels at every offset around the disk's rim: inside, on it and just outside
+    for dy in range(-r - 1, r + 2):
+        for dx in range(-r - 1, r + 2):
+            if abs(dy * dy + dx * dx - r * r) <= 2 * r:
+                cases.append((f"dot offset {dy},{dx}", dot, np.roll(dot, (dy, dx), (0, 1))))
+    # objects touching each border and corner (seg2bmap treats bottom/right specially)
+    for y0, y1 in ((0, 3), (h - 3, h), (cy - 2, cy + 2)):
+        for x0, x1 in ((0, 4), (w - 4, w), (cx - 2, cx + 2)):
+            edge = box(shape, y0, y1, x0, x1)
+            shifted = np.roll(edge, (r // 2 + 1, -r), (0, 1))
+            cases.append((f"box {y0}:{y1},{x0}:{x1}", edge, shifted))
+            cases.append((f"line {y0},{x0}", _line(shape, y0, x0, 0, 1, w), edge))
+    return cases
+
+
+@pytest.mark.parametrize(
+    ("shape", "r"),
+    [((21, 33), 1), ((24, 30), 3), ((40, 36), 8), ((9, 64), 2), ((20, 130), 3), ((5, 129), 9)],
+)
+def test_boundary_tolerance_cases_match_reference(shape: tuple[int, int], r: int) -> None:
+    """Thin lines, single pixels and border objects: the fast path against the definitions
+    (the toolkit's vectorised seg2bmap, itself checked against the pixel loop above)."""
+    void = np.zeros(shape, bool)
+    for name, gt, pred in _tolerance_cases(shape, r):
+        expected = _ref_f(pred, gt, void, th=r, bmap=_ref_bmap_vectorised)
+        assert boundary_f(gt, pred, bound_th=r) == pytest.approx(expected, abs=1e-12), name
+        j, f = object_measures(gt, pred, r)
+        assert (j, f) == pytest.approx((_ref_j(gt, pred, void), expected), abs=1e-12), name
+        for m in (gt, pred):
+            b = _ref_bmap_vectorised(m)
+            np.testing.assert_array_equal(seg_to_boundary(m), b)
+            np.testing.assert_array_equal(dilate_disk(b, r), _ref_dilate(b, r))
+    for radius in range(0, 12):
+        dots = _line(shape, 0, 0, 3, 5, 20) | _line(shape, shape[0] - 1, 0, -2, 3, 20)
+        np.testing.assert_array_equal(dilate_disk(dots, radius), _ref_dilate(dots, radius))
+
+
+def test_dilation_at_word_edges_matches_reference() -> None:
+    """Maps are packed 64 pixels to a word: a lone pixel in the last columns of widths around
+    64 and 128 (where the row dilation runs into the end of the last word) and at the first."""
+    for w in (63, 64, 65, 128):
+        for x in (w - 1, w - 2, w - 4, 0):
+            m = np.zeros((25, w), bool)  # tall enough for every row of the disk
+            m[12, x] = True
+            for radius in range(0, 13):
+                np.testing.assert_array_equal(dilate_disk(m, radius), _ref_dilate(m, radius))
+
+
+def test_davis_sized_frame_matches_reference() -> None:
+    """A 480x854 frame (radius 8) with two objects, one touching the border, and void."""
+    rng = np.random.default_rng(1)
+    shape = (480, 854)
+    gt = np.zeros(shape, np.uint8)
+    yy, xx = np.indices(shape)
+    gt[((yy - 200) / 120) ** 2 + ((xx - 300) / 200) ** 2 <= 1] = 1
+    gt[300:, 700:] = 2
+    gt[100, 500:800] = 2  # a thin line
+    gt[:, 840:] = 255
+    pred = np.roll(gt, (4, -9), (0, 1))
+    pred[pred == 255] = 0
+    pred[rng.random(shape) < 0.001] = 1
+    for exclude_void in (False, True):
+        j, f = evaluate_frame(gt, pred, 2, exclude_void=exclude_void)
+        void = gt == 255 if exclude_void else np.zeros(shape, bool)
+        for k in (1, 2):
+            gt_k, pred_k = gt == k, pred == k
+            assert j[k - 1] == pytest.approx(_ref_j(gt_k, pred_k, void), abs=1e-12)
+            expected = _ref_f(pred_k, gt_k, void, bmap=_ref_bmap_vectorised)
+            assert f[k - 1] == pytest.approx(expected, abs=1e-12)
 
 
 # ----------------------------------------------------------------------------- sequences

@@ -2,7 +2,7 @@
 
 A numpy-only re-implementation of the official ``davis2017-evaluation`` toolkit
 (github.com/davisvideochallenge/davis2017-evaluation, ``davis2017/metrics.py``, ``utils.py``,
-``evaluation.py``, ``evaluation_method.py``) that reproduces its numbers. Where the
+``evaluation.py``, ``evaluation_method.py``) that reproduces its numbers, faster. Where the
 toolkit's behaviour is surprising, the modules say what it does and why we follow it:
 
 * Objects are ids 1..N with N the largest id of the first ground-truth frame; the first and
