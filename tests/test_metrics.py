@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -588,3 +591,21 @@ def test_split_list_file_names_csvs_by_stem(tmp_path: Path) -> None:
     result = BenchResult([ObjectScore("cows", 1, 0.5, 0.5, 0.1, 0.7, 0.9, 0.0)])
     gpath, spath = write_results_csv(result, tmp_path, str(tmp_path / "lists" / "mine.txt"))
     assert (gpath.name, spath.name) == ("global_results-mine.csv", "per-sequence_results-mine.csv")
+
+
+def test_eval_only_does_without_torch(tmp_path: Path) -> None:
+    """Scoring imports no torch: importing it took longer than scoring DAVIS 2016 train+val."""
+    root, results = tmp_path / "davis", tmp_path / "results"
+    _write_dataset(root, results)
+    code = (
+        "import sys\n"
+        "from vos_cli.bench.davis import run_davis_bench\n"
+        f"report = run_davis_bench({str(root)!r}, dataset='davis17', split='val', "
+        f"results_dir={str(results)!r}, eval_only=True, processes=1)\n"
+        "assert report.result is not None\n"
+        "print('torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

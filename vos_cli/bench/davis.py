@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vos_cli.bench.distributed import (
     DistContext,
@@ -34,12 +35,13 @@ from vos_cli.bench.tracking import (
 )
 from vos_cli.data.davis import DavisSequence, load_davis
 from vos_cli.errors import VosError
-from vos_cli.inference.runtime import resolve_device
-from vos_cli.inference.sequences import first_appearances
 from vos_cli.io.paths import prepare_output_dir
-from vos_cli.model.agame import AGame
-from vos_cli.model.factory import load_model
 from vos_cli.weights_registry import resolve_weights
+
+if TYPE_CHECKING:  # torch: imported where a model runs, so --eval-only does without it
+    import torch
+
+    from vos_cli.model.agame import AGame
 
 DAVIS_DATASETS = {"davis17": "2017", "davis16": "2016"}
 
@@ -60,6 +62,8 @@ def segment_davis_sequences(
     object 1, so its results are id-1 palette masks, which the binary scorer accepts.
     ``settings.aggregate_single``: see :mod:`vos_cli.bench.protocol`.
     """
+    from vos_cli.inference.sequences import first_appearances
+
     timings = []
     for seq in sequences:
         n = len(seq.frame_paths)
@@ -99,6 +103,12 @@ def default_processes() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _device(choice: str) -> torch.device:
+    from vos_cli.inference.runtime import resolve_device
+
+    return resolve_device(choice)
 
 
 def _fully_annotated(sequences: list[DavisSequence]) -> bool:
@@ -144,7 +154,7 @@ def run_davis_bench(
     seqs = load_davis(root, split, year, sequences)  # type: ignore[arg-type]
     report = BenchReport(dataset, split, results_dir, [s.name for s in seqs])
 
-    ctx = init_distributed(resolve_device(settings.device))
+    ctx = init_distributed(None if eval_only else _device(settings.device))
     try:
         if not eval_only:
             report.timing = _segment_sharded(
@@ -181,6 +191,8 @@ def _segment_sharded(
     progress: Progress,
 ) -> RunTiming:
     """Every rank segments its share; returns all ranks' timings (on every rank)."""
+    from vos_cli.model.factory import load_model
+
     weights_path = resolve_weights(weights)
     run_on_main(ctx, lambda: prepare_output_dir(results_dir, force, protect=[root, weights_path]))
     mine = ctx.shard(seqs)

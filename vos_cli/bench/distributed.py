@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vos_cli.errors import VosError
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,16 +59,18 @@ def world_size_from_env() -> int:
     return _env_int("WORLD_SIZE", 1)
 
 
-def init_distributed(device: torch.device) -> DistContext:
+def init_distributed(device: torch.device | None) -> DistContext:
     """Join the process group when started by torchrun with more than one process.
 
-    Backend: nccl for CUDA, gloo on the CPU. On CUDA each rank takes GPU ``LOCAL_RANK``, so
-    ``--nproc_per_node N`` spreads over N GPUs. A group that already exists is reused (and
+    Backend: nccl for CUDA, gloo on the CPU and for ``device`` None (scoring only, which
+    without torchrun does not even import torch). On CUDA each rank takes GPU ``LOCAL_RANK``,
+    so ``--nproc_per_node N`` spreads over N GPUs. A group that already exists is reused (and
     then left for its creator to destroy).
     """
     world = world_size_from_env()
     if world <= 1:
         return DistContext()
+    import torch
     import torch.distributed as dist
 
     if not dist.is_available():
@@ -81,7 +84,7 @@ def init_distributed(device: torch.device) -> DistContext:
             "torchrun --nproc_per_node N vos bench ..."
         )
     backend = "gloo"
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         local_rank = _env_int("LOCAL_RANK", 0)
         if local_rank >= torch.cuda.device_count():
             raise VosError(

@@ -10,17 +10,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vos_cli.bench import protocol
 from vos_cli.bench.timing import SequenceTiming
 from vos_cli.errors import VosError
-from vos_cli.inference.runtime import resolve_device, resolve_precision
-from vos_cli.inference.tracker import Tracker, check_size
 from vos_cli.io.masks import NamedPngWriter
 from vos_cli.io.video import Prefetcher
-from vos_cli.model.agame import AGame
+
+if TYPE_CHECKING:  # torch: imported where a model runs, so scoring alone does without it
+    from vos_cli.inference.tracker import Tracker
+    from vos_cli.model.agame import AGame
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, done, total)`` with phase ``"segment"`` or ``"score"``."""
@@ -58,11 +60,16 @@ class TrackerSettings:
 
     def check(self) -> None:
         """Fail on bad settings before any folder is made or model loaded."""
+        from vos_cli.inference.runtime import resolve_device, resolve_precision
+        from vos_cli.inference.tracker import check_size
+
         resolve_precision(self.precision, resolve_device(self.device))
         check_size(self.size)
 
     def tracker(self, model: AGame) -> Tracker:
         """A fresh tracker for one sequence."""
+        from vos_cli.inference.tracker import Tracker
+
         return Tracker(
             model,
             device=self.device,
