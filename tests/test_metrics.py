@@ -349,6 +349,18 @@ def test_dilation_at_word_edges_matches_reference() -> None:
                 np.testing.assert_array_equal(dilate_disk(m, radius), _ref_dilate(m, radius))
 
 
+@pytest.mark.parametrize(("x0", "x1"), [(64, 70), (60, 64), (63, 65), (128, 192), (1, 63)])
+def test_objects_ending_at_word_edges_match_reference(x0: int, x1: int) -> None:
+    """J and F are computed in a box of whole 64-pixel words: objects whose first or last
+    column is a word's first or last one (the box must still hold the boundary beside it)."""
+    shape, void = (12, 200), np.zeros((12, 200), bool)
+    gt = box(shape, 3, 8, x0, x1)
+    for pred in (box(shape, 6, 11, x0, x1), box(shape, 3, 8, x0 + 3, x1 + 3), gt):
+        expected = _ref_f(pred, gt, void, th=1, bmap=_ref_bmap_vectorised)
+        j, f = object_measures(gt, pred, 1)
+        assert (j, f) == pytest.approx((_ref_j(gt, pred, void), expected), abs=1e-12)
+
+
 def test_davis_sized_frame_matches_reference() -> None:
     """A 480x854 frame (radius 8) with two objects, one touching the border, and void."""
     rng = np.random.default_rng(1)

@@ -95,17 +95,18 @@ def boundary_f(
 def object_measures(gt: np.ndarray, pred: np.ndarray, radius: int) -> tuple[float, float]:
     """J and F of one object from its boolean ground-truth and predicted masks (void removed).
 
-    Both are computed in the masks' bounding box grown by one pixel: outside it both masks
-    and both boundary maps are empty, and the box's last row (column) is either the image's
-    last or background in both masks, where seg2bmap's last-row rule agrees with the general
-    one, so the cropped boundary maps are exactly the full ones. ``radius`` is the tolerance
-    of the full image (:func:`boundary_radius`).
+    Both are computed in the masks' bounding box grown by one pixel (to whole words across):
+    outside it both masks and both boundary maps are empty, and the box's last row (column)
+    is either the image's last or background in both masks, where seg2bmap's last-row rule
+    agrees with the general one, so the cropped boundary maps are exactly the full ones.
+    ``radius`` is the tolerance of the full image (:func:`boundary_radius`).
     """
-    window = _window(gt | pred)
+    gt_bits, pred_bits = packed.pack(gt), packed.pack(pred)
+    window = packed.window(gt_bits | pred_bits, gt.shape[1])
     if window is None:
         return 1.0, 1.0  # both empty: nothing to find, nothing found
-    width = window[1].stop - window[1].start
-    gt_bits, pred_bits = packed.pack(gt[window]), packed.pack(pred[window])
+    rows, words, width = window
+    gt_bits, pred_bits = gt_bits[rows, words], pred_bits[rows, words]
     j = packed.count(gt_bits & pred_bits) / packed.count(gt_bits | pred_bits)
     gt_b, pred_b = packed.boundary(gt_bits, width), packed.boundary(pred_bits, width)
     return j, _f_measure(gt_b, pred_b, width, radius)
@@ -126,19 +127,6 @@ def _f_measure(gt_b: np.ndarray, pred_b: np.ndarray, width: int, radius: int) ->
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
-
-
-def _window(union: np.ndarray) -> tuple[slice, slice] | None:
-    """Bounding box of the set pixels grown by one pixel (clipped), or None when there are none."""
-    rows = np.flatnonzero(union.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(union.any(axis=0))
-    h, w = union.shape
-    return (
-        slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, h)),
-        slice(max(int(cols[0]) - 1, 0), min(int(cols[-1]) + 2, w)),
-    )
 
 
 def _pair(

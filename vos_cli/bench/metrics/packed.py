@@ -38,6 +38,24 @@ def count(bits: np.ndarray) -> int:
     return int(np.bitwise_count(bits).sum())
 
 
+def window(bits: np.ndarray, width: int) -> tuple[slice, slice, int] | None:
+    """Rows and words of the set pixels' bounding box grown by one pixel, and its width in
+    pixels; None when no pixel is set. Growing by one pixel puts every boundary pixel inside
+    and leaves the box's last row and column background, or the image's own last ones."""
+    rows = np.flatnonzero(bits.any(axis=1))
+    if rows.size == 0:
+        return None
+    words = np.flatnonzero(bits.any(axis=0))
+    first, last = int(words[0]), int(words[-1])
+    if first > 0 and (bits[:, first] & np.uint64(1)).any():
+        first -= 1  # a set pixel in the word's first column: the pixel west of it, too
+    if last + 1 < bits.shape[1] and (bits[:, last] >> np.uint64(_WORD - 1)).any():
+        last += 1
+    h = bits.shape[0]
+    box_rows = slice(max(int(rows[0]) - 1, 0), min(int(rows[-1]) + 2, h))
+    return box_rows, slice(first, last + 1), min(width, _WORD * (last + 1)) - _WORD * first
+
+
 def _from_east(bits: np.ndarray, d: int = 1) -> np.ndarray:
     """Each pixel takes the value of the pixel ``d`` to its east (0 < d < 64); 0 past the end."""
     out = bits >> d
