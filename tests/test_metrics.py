@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tools.davis_reference_eval import seg2bmap as _ref_bmap_vectorised  # the toolkit's own form
 from vos_cli.bench.metrics.driver import evaluate_frame, evaluate_results, evaluate_sequence
 from vos_cli.bench.metrics.measures import (
     boundary_f,
@@ -192,19 +193,6 @@ def _ref_bmap(seg: np.ndarray) -> np.ndarray:
                 b[y, x] = seg[y, x] != e
             else:
                 b[y, x] = seg[y, x] != e or seg[y, x] != s or seg[y, x] != se
-    return b
-
-
-def _ref_bmap_vectorised(seg: np.ndarray) -> np.ndarray:
-    """The toolkit's ``_seg2bmap`` as it is written there (for frames too big for the loop)."""
-    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    e[:, :-1] = seg[:, 1:]
-    s[:-1, :] = seg[1:, :]
-    se[:-1, :-1] = seg[1:, 1:]
-    b = seg ^ e | seg ^ s | seg ^ se
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
     return b
 
 
