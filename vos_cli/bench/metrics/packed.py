@@ -3,8 +3,8 @@
 The boundary measure is a few dozen whole-map logical operations per object and frame. On bool
 maps (one byte a pixel) a 854x480 map is 410 kB, more than a core's L2 cache, so each operation
 streams from memory, and more so beside other busy processes; packed, it is 51 kB and about
-five times faster (the crop that :func:`~vos_cli.bench.metrics.measures.object_measures` takes
-first helps only when the masks are compact, and stray pixels make it the whole frame).
+five times faster (the box that :func:`~vos_cli.bench.metrics.measures.object_measures` crops
+to helps only when the masks are compact: stray pixels make it the whole frame).
 
 Bit ``b`` of word ``i`` in a row is pixel ``64 * i + b``. Bits past the map's width are zero
 in masks and boundary maps; a dilated map may have some set there (pixels beyond the image,
