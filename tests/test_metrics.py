@@ -25,6 +25,7 @@ from vos_cli.bench.metrics.measures import (
 )
 from vos_cli.bench.metrics.report import results_table, write_results_csv
 from vos_cli.bench.metrics.stats import BenchResult, ObjectScore, db_statistics
+from vos_cli.bench.tracking import default_results_dir
 from vos_cli.data.davis import load_davis
 from vos_cli.errors import VosError
 
@@ -591,6 +592,7 @@ def test_split_list_file_names_csvs_by_stem(tmp_path: Path) -> None:
     result = BenchResult([ObjectScore("cows", 1, 0.5, 0.5, 0.1, 0.7, 0.9, 0.0)])
     gpath, spath = write_results_csv(result, tmp_path, str(tmp_path / "lists" / "mine.txt"))
     assert (gpath.name, spath.name) == ("global_results-mine.csv", "per-sequence_results-mine.csv")
+    assert default_results_dir("davis16", "/x/mine.txt") == Path("results/davis16-mine")
 
 
 def test_eval_only_does_without_torch(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from vos_cli.bench.metrics.report import write_csv_atomic
+from vos_cli.bench.metrics.report import split_label, write_csv_atomic
 from vos_cli.errors import VosError
 
 TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps")
@@ -78,7 +78,7 @@ def _fps(value: float) -> str:
 
 def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
     """``timing-<split>.csv``: one row per sequence (:data:`TIMING_COLUMNS`)."""
-    path = Path(out_dir) / f"timing-{split}.csv"
+    path = Path(out_dir) / f"timing-{split_label(split)}.csv"
     rows = [list(TIMING_COLUMNS)]
     rows += [
         [

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vos_cli.bench import protocol
+from vos_cli.bench.metrics.report import split_label
 from vos_cli.bench.timing import SequenceTiming
 from vos_cli.errors import VosError
 from vos_cli.io.masks import NamedPngWriter
@@ -34,7 +35,7 @@ def no_progress(phase: str, done: int, total: int) -> None:
 
 def default_results_dir(dataset: str, split: str) -> Path:
     """``results/<dataset>-<split>`` under the current directory."""
-    return Path("results") / f"{dataset}-{split}"
+    return Path("results") / f"{dataset}-{split_label(split)}"
 
 
 @dataclass(frozen=True)
