@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,19 +60,31 @@ def seg2bmap(seg: np.ndarray) -> np.ndarray:
     return b
 
 
-def f_measure(foreground_mask: np.ndarray, gt_mask: np.ndarray, bound_th: float = 0.008) -> float:
-    """``davis2017/metrics.py`` f_measure with no void pixels."""
-    import cv2  # here, so that the tests can import this file's numpy-only restatements
+def _cv2_disk_dilate(bmap: np.ndarray, radius: float) -> np.ndarray:
+    """The toolkit's dilation: ``cv2.dilate`` with ``skimage.morphology.disk``."""
+    import cv2  # here, so that the tests can import this file without OpenCV
     from skimage.morphology import disk
 
+    return cv2.dilate(bmap.astype(np.uint8), disk(radius).astype(np.uint8))
+
+
+def f_measure(
+    foreground_mask: np.ndarray,
+    gt_mask: np.ndarray,
+    bound_th: float = 0.008,
+    dilate: Callable[[np.ndarray, float], np.ndarray] = _cv2_disk_dilate,
+    boundary: Callable[[np.ndarray], np.ndarray] = seg2bmap,
+) -> float:
+    """``davis2017/metrics.py`` f_measure with no void pixels. The tests pass a slow, literal
+    ``dilate`` and ``boundary`` to check vos's against this statement of the definition."""
     void_pixels = np.zeros_like(foreground_mask).astype(bool)
     bound_pix = (
         bound_th if bound_th >= 1 else np.ceil(bound_th * np.linalg.norm(foreground_mask.shape))
     )
-    fg_boundary = seg2bmap(foreground_mask * np.logical_not(void_pixels))
-    gt_boundary = seg2bmap(gt_mask * np.logical_not(void_pixels))
-    fg_dil = cv2.dilate(fg_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
-    gt_dil = cv2.dilate(gt_boundary.astype(np.uint8), disk(bound_pix).astype(np.uint8))
+    fg_boundary = boundary(foreground_mask * np.logical_not(void_pixels))
+    gt_boundary = boundary(gt_mask * np.logical_not(void_pixels))
+    fg_dil = dilate(fg_boundary, bound_pix)
+    gt_dil = dilate(gt_boundary, bound_pix)
     gt_match = gt_boundary * fg_dil
     fg_match = fg_boundary * gt_dil
     n_fg = np.sum(fg_boundary)
