@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -104,6 +106,27 @@ def test_overlay_keyboard_interrupt_keeps_valid_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["overlay.mp4"]
     _, frames = decode(target)
     assert len(frames) == 4
+
+
+class _SlowOverlay(OverlayWriter):
+    def _render(self, frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        time.sleep(0.2)  # a slow encoder: the flush at the end takes seconds
+        return super()._render(frame, labels)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to this process")
+def test_second_ctrl_c_while_flushing_drops_queued_frames_keeps_valid_file(tmp_path: Path) -> None:
+    target = tmp_path / "overlay.mp4"
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), _SlowOverlay(target, 10, W, H, maxsize=20) as w:
+        for i in range(20):
+            w.write(*frame_and_mask(i))
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        raise KeyboardInterrupt  # the first Ctrl-C; the timer's is the second, mid-flush
+    assert time.monotonic() - start < 3  # not the 4 s of rendering every queued frame
+    assert [p.name for p in tmp_path.iterdir()] == ["overlay.mp4"]
+    _, frames = decode(target)
+    assert 1 <= len(frames) < 20
 
 
 def test_overlay_interrupted_before_any_frame_creates_nothing(tmp_path: Path) -> None:

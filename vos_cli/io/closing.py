@@ -11,9 +11,9 @@ C = TypeVar("C", bound="Closing")
 class Closing:
     """Leaving a ``with`` block calls :meth:`exit`, by default ``close()``.
 
-    One definition of the context-manager protocol for the frame sources, the prefetcher and
-    the background writers; a subclass that must act differently while an exception propagates
-    overrides :meth:`exit`.
+    One definition of the context-manager protocol for the frame sources, the prefetcher, the
+    background writers and the video writers; a subclass that must act differently while an
+    exception propagates overrides :meth:`exit`.
     """
 
     def close(self) -> None:

@@ -9,14 +9,13 @@ the same whether an editor reads it as straight or as premultiplied.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from vos_cli.errors import VosError
 from vos_cli.io.alpha import ObjectAlpha
-from vos_cli.io.encoder import FfmpegWriter
+from vos_cli.io.encoder import Encoding, FfmpegWriter
 
 __all__ = ["CUTOUT_SUFFIXES", "CutoutWriter", "cutout_is_folder"]
 
@@ -60,46 +59,22 @@ def cutout_is_folder(path: Path) -> bool:
 class CutoutWriter(FfmpegWriter):
     """Write a cut-out frame by frame: ``with CutoutWriter(...) as w: w.write(frame, labels)``.
 
+    ``CutoutWriter(path, fps, width, height, alpha, *, maxsize=4)``.
+
     Same size and frame rate as the input (no padding: VP9, ProRes and PNG take odd sizes).
     ``alpha`` says which objects show and how soft their edges are.
     """
 
     what = "cut-out"
 
-    def __init__(
-        self,
-        path: str | Path,
-        fps: float | Fraction,
-        width: int,
-        height: int,
-        alpha: ObjectAlpha,
-        *,
-        maxsize: int = 4,
-    ) -> None:
-        path = Path(path)
+    def _setup(self, path: Path, alpha: ObjectAlpha) -> Encoding:
         self.alpha = alpha
         if cutout_is_folder(path):
-            codec, pix_fmt, params, sequence = (
-                "png",
-                "rgba",
-                ["-f", "image2", "-start_number", "0", "-atomic_writing", "1"],
-                "%05d.png",  # the masks' names (vos_cli.io.masks.mask_filename)
-            )
-        else:
-            codec, pix_fmt, params = _FORMATS[path.suffix.lower()]
-            sequence = None
-        super().__init__(
-            path,
-            fps,
-            width,
-            height,
-            codec=codec,
-            pix_fmt_in="rgba",
-            pix_fmt_out=pix_fmt,
-            output_params=params,
-            sequence=sequence,
-            maxsize=maxsize,
-        )
+            params = ("-f", "image2", "-start_number", "0", "-atomic_writing", "1")
+            # the masks' names (vos_cli.io.masks.mask_filename)
+            return Encoding("png", "rgba", "rgba", params, sequence="%05d.png")
+        codec, pix_fmt, params = _FORMATS[path.suffix.lower()]
+        return Encoding(codec, "rgba", pix_fmt, tuple(params))
 
     def _render(self, frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
         alpha = self.alpha(labels)

@@ -1,23 +1,27 @@
 """A video written frame by frame through ffmpeg, in a background thread, atomically.
 
-The machinery every video output shares (the overlay, the cut-out, the matte): subclasses say how a
-frame and its label map become the picture ffmpeg encodes (:meth:`FfmpegWriter._render`) and which
-codec encodes it. Rendering and encoding (``imageio_ffmpeg.write_frames``) run in a background
-thread so they overlap with the network. A video file appears under its final name only once the
-encoder has finished cleanly, and it does so also when the run stops early (exception, Ctrl-C):
-what was written up to then is kept as a valid, shorter video rather than a broken file. An image
-sequence (``folder/%05d.png``) is written by ffmpeg file by file, each file atomically.
+The machinery every video output shares (the overlay, the cut-out, the matte): subclasses say how
+to encode (:meth:`FfmpegWriter._setup`, which also checks the name and takes the subclass's own
+arguments) and how a frame and its label map become the picture ffmpeg encodes
+(:meth:`FfmpegWriter._render`). Rendering and encoding (``imageio_ffmpeg.write_frames``) run in one
+worker thread (a single-worker ``ThreadPoolExecutor``, a bounded number of frames ahead) so they
+overlap with the network. A video file appears under its final name only once the encoder has
+finished cleanly, and it does so also when the run stops early (exception, Ctrl-C): what was written
+up to then is kept as a valid, shorter video rather than a broken file. An image sequence
+(``folder/%05d.png``) is written by ffmpeg file by file, each file atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import imageio_ffmpeg
@@ -25,10 +29,9 @@ import numpy as np
 
 from vos_cli.errors import VosError
 from vos_cli.io.atomic import temp_beside
+from vos_cli.io.closing import Closing
 
-__all__ = ["FfmpegWriter"]
-
-_STOP = object()
+__all__ = ["Encoding", "FfmpegWriter"]
 
 
 def _size(path: Path) -> int:
@@ -38,22 +41,42 @@ def _size(path: Path) -> int:
         return 0
 
 
-class FfmpegWriter:
+@dataclass(frozen=True)
+class Encoding:
+    """How ffmpeg encodes a writer's pictures.
+
+    ``pix_fmt_in`` is what :meth:`FfmpegWriter._render` returns, ``pix_fmt_out`` what the file
+    stores. With ``even_size`` (yuv420p H.264 needs it) an odd width or height is padded by one
+    pixel. With ``sequence`` set (a file name pattern such as ``%05d.png``), the path is a folder
+    that ffmpeg fills file by file.
+    """
+
+    codec: str
+    pix_fmt_in: str = "rgb24"
+    pix_fmt_out: str = "yuv420p"
+    output_params: tuple[str, ...] = ()
+    even_size: bool = False
+    sequence: str | None = None
+
+
+class FfmpegWriter(Closing):
     """Encode ``(frame, label map)`` pairs into a video: ``with Writer(...) as w: w.write(f, m)``.
 
+    ``Writer(path, fps, width, height, *args, maxsize=4, **options)``: ``args`` and ``options``
+    are those of the subclass's :meth:`_setup` (the base class takes :class:`Encoding`'s fields).
     The video is encoded into a hidden temp file next to ``path`` and renamed into place by
     :meth:`close`. Leaving the ``with`` block on an exception (including Ctrl-C) finishes the
     frames already handed over, closes the encoder cleanly and still renames, so the target is a
     valid, shorter video; the exception then propagates. If the encoder fails, or no frame was
-    written, the temp file is removed and nothing is created. With ``sequence`` set (a file name
-    pattern such as ``%05d.png``), ``path`` is a folder that ffmpeg fills file by file instead.
+    written, the temp file is removed and nothing is created. With :attr:`Encoding.sequence`,
+    ``path`` is a folder that ffmpeg fills file by file instead.
 
-    With ``even_size`` (yuv420p H.264 needs it) an odd width or height is padded by one pixel (a
-    copy of the last column / row) on the right / bottom. Frames and masks passed to
-    :meth:`write` are copied, so callers may reuse buffers.
+    An odd width or height is padded (with :attr:`Encoding.even_size`) by one pixel (a copy of
+    the last column / row) on the right / bottom. Frames and masks passed to :meth:`write` are
+    copied, so callers may reuse buffers. At most ``maxsize`` frames wait besides the one being
+    encoded.
     """
 
-    _POLL_S = 0.1
     #: What the file is, for messages ("Cannot write overlay x.mp4: ...").
     what = "video"
 
@@ -63,26 +86,23 @@ class FfmpegWriter:
         fps: float | Fraction,
         width: int,
         height: int,
-        *,
-        codec: str,
-        pix_fmt_in: str = "rgb24",
-        pix_fmt_out: str = "yuv420p",
-        output_params: list[str] | None = None,
-        even_size: bool = False,
-        sequence: str | None = None,
+        *args: Any,
         maxsize: int = 4,
+        **options: Any,
     ) -> None:
         self.path = Path(path)
+        encoding = self._setup(self.path, *args, **options)
         if fps <= 0 or width <= 0 or height <= 0:
             raise ValueError(f"bad {self.what} geometry: {width}x{height} at {fps} fps")
         self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator()
         self.width = int(width)
         self.height = int(height)
         self.frames_written = 0
-        self._enc_w = self.width + self.width % 2 if even_size else self.width
-        self._enc_h = self.height + self.height % 2 if even_size else self.height
-        self._sequence = sequence
-        if sequence is None:
+        even = encoding.even_size
+        self._enc_w = self.width + self.width % 2 if even else self.width
+        self._enc_h = self.height + self.height % 2 if even else self.height
+        self._sequence = encoding.sequence
+        if self._sequence is None:
             try:
                 # ffmpeg picks the container by suffix
                 fd, tmp = temp_beside(self.path, suffix=f".partial{self.path.suffix}")
@@ -97,27 +117,33 @@ class FfmpegWriter:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise self._error_for(err.strerror or str(err)) from None
-            target = os.path.abspath(self.path / sequence)
+            target = os.path.abspath(self.path / self._sequence)
         self._target = target
         self._encoder_args: dict[str, Any] = {
             "size": (self._enc_w, self._enc_h),
             "fps": self.fps,
-            "codec": codec,
-            "pix_fmt_in": pix_fmt_in,
-            "pix_fmt_out": pix_fmt_out,
+            "codec": encoding.codec,
+            "pix_fmt_in": encoding.pix_fmt_in,
+            "pix_fmt_out": encoding.pix_fmt_out,
             "quality": None,  # rate control given explicitly in output_params
             "macro_block_size": 1,  # never let imageio rescale the frames
             "ffmpeg_log_level": "error",  # keep ffmpeg's chatter out of the progress display
-            "output_params": list(output_params or []),
+            "output_params": list(encoding.output_params),
         }
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=maxsize)
+        self._encoder: Any = None  # the ffmpeg generator, used only in the worker
         self._error: BaseException | None = None
         self._closed = False
         self._abort = threading.Event()  # second Ctrl-C: skip queued frames, just finish
-        self._thread = threading.Thread(target=self._work, name=f"{self.what}-writer", daemon=True)
-        self._thread.start()
+        self._maxsize = maxsize
+        self._pending: deque[Future[None]] = deque()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.what}-writer")
+        self._pending.append(self._worker.submit(self._job, self._start))
 
     # -- what subclasses provide ------------------------------------------------------------
+
+    def _setup(self, path: Path, **encoding: Any) -> Encoding:
+        """Check ``path``, keep the subclass's arguments, say how to encode; before anything."""
+        return Encoding(**encoding)
 
     def _render(self, frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """The picture to encode (H x W x channels of ``pix_fmt_in``); runs in the worker."""
@@ -125,43 +151,41 @@ class FfmpegWriter:
 
     # -- worker -----------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        """Render + encode queued frames; owns the ffmpeg generator from start to end."""
-        encoder = None
+    def _job(self, step: Callable[..., None], *args: Any) -> None:
+        """Run one step in the worker, none after a failure or a second Ctrl-C; a failure is
+        kept for the caller's thread and stops the encoder at once."""
+        if self._error is not None or self._abort.is_set():
+            return
         try:
-            encoder = imageio_ffmpeg.write_frames(self._target, **self._encoder_args)
-            encoder.send(None)  # starts ffmpeg
-            while not self._abort.is_set():
-                try:
-                    item = self._queue.get(timeout=self._POLL_S)
-                except queue.Empty:
-                    continue
-                if item is _STOP:
-                    break
-                out = self._render(*item)
-                if (self._enc_w, self._enc_h) != (self.width, self.height):
-                    pad = [(0, self._enc_h - self.height), (0, self._enc_w - self.width)]
-                    out = np.pad(out, pad + [(0, 0)] * (out.ndim - 2), mode="edge")
-                encoder.send(np.ascontiguousarray(out))
-                self.frames_written += 1
+            step(*args)
         except BaseException as err:  # re-raised in the caller's thread
             self._error = err
-            while True:  # drain so a producer blocked in put() wakes up
-                try:
-                    if self._queue.get_nowait() is _STOP:
-                        break
-                except queue.Empty:
-                    break
-        finally:
-            if encoder is not None:
-                try:
-                    encoder.close()  # stdin closed, waits for ffmpeg to finish the file
-                except BaseException as err:
-                    self._error = self._error or err
-            # write_frames ignores ffmpeg's exit status; an encoder that failed before
-            # the pipe filled up is only visible as an empty (or missing) output
-            if self._error is None and self.frames_written > 0 and not self._has_output():
-                self._error = RuntimeError("the ffmpeg encoder stopped (see its message above)")
+            self._close_encoder()
+
+    def _start(self) -> None:
+        self._encoder = imageio_ffmpeg.write_frames(self._target, **self._encoder_args)
+        self._encoder.send(None)  # starts ffmpeg
+
+    def _encode(self, frame: np.ndarray, labels: np.ndarray) -> None:
+        out = self._render(frame, labels)
+        if (self._enc_w, self._enc_h) != (self.width, self.height):
+            pad = [(0, self._enc_h - self.height), (0, self._enc_w - self.width)]
+            out = np.pad(out, pad + [(0, 0)] * (out.ndim - 2), mode="edge")
+        self._encoder.send(np.ascontiguousarray(out))
+        self.frames_written += 1
+
+    def _close_encoder(self) -> None:
+        """Last job in the worker (also after a failure): let ffmpeg finish the file."""
+        encoder, self._encoder = self._encoder, None
+        if encoder is not None:
+            try:
+                encoder.close()  # stdin closed, waits for ffmpeg to finish the file
+            except BaseException as err:
+                self._error = self._error or err
+        # write_frames ignores ffmpeg's exit status; an encoder that failed before
+        # the pipe filled up is only visible as an empty (or missing) output
+        if self._error is None and self.frames_written > 0 and not self._has_output():
+            self._error = RuntimeError("the ffmpeg encoder stopped (see its message above)")
 
     def _has_output(self) -> bool:
         if self._sequence is None:
@@ -184,15 +208,13 @@ class FfmpegWriter:
             raise ValueError(f"label map must be {self.height}x{self.width}, got {labels.shape}")
         self._check_worker()
         item = (frame.copy(), labels.astype(np.uint8, copy=True))
-        while True:
-            try:
-                self._queue.put(item, timeout=self._POLL_S)
-                return
-            except queue.Full:
-                self._check_worker()
+        while len(self._pending) > self._maxsize:  # jobs never raise: errors are in _error
+            self._pending.popleft().result()
+        self._check_worker()
+        self._pending.append(self._worker.submit(self._job, self._encode, *item))
 
     def _check_worker(self) -> None:
-        if self._error is not None or not self._thread.is_alive():
+        if self._error is not None:
             self._finish(keep=False)
             self._raise_error()
 
@@ -201,8 +223,6 @@ class FfmpegWriter:
 
     def _raise_error(self) -> None:
         err = self._error
-        if err is None:
-            raise VosError(f"The {self.what} encoder stopped unexpectedly: {self.path}")
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if "Broken pipe" in msg:  # ffmpeg exited; it printed its reason on stderr
             msg = "the ffmpeg encoder stopped (see its message above)"
@@ -216,19 +236,19 @@ class FfmpegWriter:
         if self._closed:
             return False
         self._closed = True
-        if self._thread.is_alive():
-            interrupted = False
-            try:
-                self._queue.put(_STOP)
-                self._thread.join()
-            except KeyboardInterrupt:
-                # Ctrl-C while flushing: drop the queued frames but still finish the file
-                interrupted = True
-                self._abort.set()
-                self._thread.join()
-            if interrupted:
-                self._move_into_place(keep)
-                raise KeyboardInterrupt
+        self._pending.clear()
+        # waiting on the last job, not joining the thread: an interrupted Thread.join() may
+        # later return while the thread still runs (CPython < 3.13)
+        last = self._worker.submit(self._close_encoder)
+        self._worker.shutdown(wait=False)  # the worker ends after the last job
+        try:
+            last.result()
+        except KeyboardInterrupt:
+            # Ctrl-C while flushing: drop the queued frames but still finish the file
+            self._abort.set()
+            last.result()
+            self._move_into_place(keep)
+            raise
         return self._move_into_place(keep)
 
     def _move_into_place(self, keep: bool) -> bool:
@@ -258,15 +278,7 @@ class FfmpegWriter:
         if self._error is not None:
             self._raise_error()
 
-    def __enter__(self) -> FfmpegWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def exit(self, exc: BaseException | None) -> None:
         if exc is None:
             self.close()
             return

@@ -7,14 +7,13 @@ video range (16-235), which decoders and editors map back to black 0 and white 2
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from vos_cli.errors import VosError
 from vos_cli.io.alpha import ObjectAlpha
-from vos_cli.io.encoder import FfmpegWriter
+from vos_cli.io.encoder import Encoding, FfmpegWriter
 from vos_cli.io.overlay import OVERLAY_SUFFIXES, h264_params
 
 __all__ = ["MATTE_SUFFIXES", "MatteWriter", "check_matte_path"]
@@ -33,38 +32,21 @@ def check_matte_path(path: Path) -> None:
 class MatteWriter(FfmpegWriter):
     """Write a matte frame by frame: ``with MatteWriter(...) as w: w.write(frame, labels)``.
 
+    ``MatteWriter(path, fps, width, height, alpha, *, crf=16, preset="veryfast", maxsize=4)``.
+
     Same size and frame rate as the input; an odd width or height is padded by one pixel, as
     yuv420p needs (see :class:`~vos_cli.io.encoder.FfmpegWriter`).
     """
 
     what = "matte"
 
-    def __init__(
-        self,
-        path: str | Path,
-        fps: float | Fraction,
-        width: int,
-        height: int,
-        alpha: ObjectAlpha,
-        *,
-        crf: int = 16,
-        preset: str = "veryfast",
-        maxsize: int = 4,
-    ) -> None:
-        path = Path(path)
+    def _setup(
+        self, path: Path, alpha: ObjectAlpha, *, crf: int = 16, preset: str = "veryfast"
+    ) -> Encoding:
         check_matte_path(path)
         self.alpha = alpha
-        super().__init__(
-            path,
-            fps,
-            width,
-            height,
-            codec="libx264",
-            pix_fmt_in="gray",
-            output_params=h264_params(path, crf, preset),
-            even_size=True,
-            maxsize=maxsize,
-        )
+        params = h264_params(path, crf, preset)
+        return Encoding("libx264", pix_fmt_in="gray", output_params=params, even_size=True)
 
     def _render(self, frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return self.alpha(labels)

@@ -7,13 +7,12 @@ of :class:`~vos_cli.io.encoder.FfmpegWriter`, shared with the cut-out and the ma
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from vos_cli.errors import VosError
-from vos_cli.io.encoder import FfmpegWriter
+from vos_cli.io.encoder import Encoding, FfmpegWriter
 from vos_cli.io.masks import DAVIS_PALETTE, VOID_ID
 
 __all__ = ["OVERLAY_SUFFIXES", "OverlayWriter", "h264_params", "render_overlay"]
@@ -74,6 +73,10 @@ def _boundary(labels: np.ndarray, width: int) -> np.ndarray:
 class OverlayWriter(FfmpegWriter):
     """Write an overlay video frame by frame: ``with OverlayWriter(...) as w: w.write(f, m)``.
 
+    ``OverlayWriter(path, fps, width, height, *, alpha=0.5, outline_px=2, crf=20,
+    preset="veryfast", maxsize=4)``: ``alpha`` and ``outline_px`` as in :func:`render_overlay`,
+    ``crf`` and ``preset`` libx264's.
+
     Output: H.264 (libx264, yuv420p), same fps and size as the input. yuv420p needs even
     dimensions; an odd width or height is padded by one pixel (a copy of the last column /
     row) on the right / bottom, so such videos come out one pixel larger; even sizes are
@@ -82,43 +85,29 @@ class OverlayWriter(FfmpegWriter):
 
     what = "overlay"
 
-    def __init__(
+    def _setup(
         self,
-        path: str | Path,
-        fps: float | Fraction,
-        width: int,
-        height: int,
+        path: Path,
         *,
         alpha: float = 0.5,
         outline_px: int = 2,
         crf: int = 20,
         preset: str = "veryfast",
-        maxsize: int = 4,
-    ) -> None:
-        path = Path(path)
+    ) -> Encoding:
         if path.suffix.lower() not in OVERLAY_SUFFIXES:
             allowed = ", ".join(sorted(OVERLAY_SUFFIXES))
             raise VosError(f"Overlay file must end with one of {allowed}: {path}")
         self.alpha = alpha
         self.outline_px = outline_px
-        super().__init__(
-            path,
-            fps,
-            width,
-            height,
-            codec="libx264",
-            output_params=h264_params(path, crf, preset),
-            even_size=True,
-            maxsize=maxsize,
-        )
+        return Encoding("libx264", output_params=h264_params(path, crf, preset), even_size=True)
 
     def _render(self, frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
         return render_overlay(frame, labels, self.alpha, self.outline_px)
 
 
-def h264_params(path: Path, crf: int, preset: str) -> list[str]:
+def h264_params(path: Path, crf: int, preset: str) -> tuple[str, ...]:
     """libx264 at constant quality; MP4-family files get their index first (plays while loading)."""
     params = ["-preset", preset, "-crf", str(int(crf))]
     if path.suffix.lower() in (".mp4", ".m4v", ".mov"):
         params += ["-movflags", "+faststart"]
-    return params
+    return tuple(params)
