@@ -17,8 +17,9 @@ SizeOpt = Annotated[
     int | None,
     typer.Option(
         "--size",
-        help="Short side the network runs at (default: the model's own, 240 for the shipped "
-        "model; 0 = the video's resolution). Masks are always written at the video's size.",
+        help="Short side the network runs at, for every video (default: the model's own; the "
+        "shipped model runs at 240, or 360 when the first mask has an object under 3% of the "
+        "frame; 0 = the video's resolution). Masks are always written at the video's size.",
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
