@@ -120,3 +120,19 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.fixture()
 def shapes_video(tmp_path: Path) -> Path:
     return write_video(tmp_path / "shapes.mp4", moving_shapes_frames(12))
+
+
+@pytest.fixture()
+def aggregate_single_seen(monkeypatch) -> list[bool]:
+    """The ``aggregate_single`` of every Tracker built while the test runs, in order."""
+    import vos_cli.inference.tracker as tracker_module  # bench.tracking imports it where it runs
+
+    seen: list[bool] = []
+
+    class Spy(tracker_module.Tracker):
+        def __init__(self, *args, aggregate_single: bool = False, **kwargs):
+            seen.append(aggregate_single)
+            super().__init__(*args, aggregate_single=aggregate_single, **kwargs)
+
+    monkeypatch.setattr(tracker_module, "Tracker", Spy)
+    return seen

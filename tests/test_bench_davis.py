@@ -256,19 +256,10 @@ def test_davis16_zero_255_masks(tmp_path: Path, tiny_model_path: Path) -> None:
     ],
 )
 def test_protocol_for_a_lone_object(
-    dataset, option, expected, tmp_path: Path, tiny_model_path: Path, monkeypatch
+    dataset, option, expected, tmp_path: Path, tiny_model_path: Path, aggregate_single_seen
 ) -> None:
     """DAVIS 2017 aggregates a lone object as the authors do, DAVIS 2016 does not; a flag wins."""
-    import vos_cli.inference.tracker as tracking  # bench.tracking imports it where it runs
-
-    seen = []
-
-    class Spy(tracking.Tracker):
-        def __init__(self, *args, aggregate_single: bool = False, **kwargs):
-            seen.append(aggregate_single)
-            super().__init__(*args, aggregate_single=aggregate_single, **kwargs)
-
-    monkeypatch.setattr(tracking, "Tracker", Spy)
+    seen = aggregate_single_seen
     root = (
         make_davis17(tmp_path / "d", {"one": 1})
         if dataset == "davis17"

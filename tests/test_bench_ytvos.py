@@ -152,19 +152,10 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("option, expected", [(None, True), ("--no-aggregate-single", False)])
 def test_ytvos_aggregates_a_lone_object_by_default(
-    option, expected, tmp_path: Path, tiny_model_path: Path, monkeypatch
+    option, expected, tmp_path: Path, tiny_model_path: Path, aggregate_single_seen
 ) -> None:
     """The authors' YouTube-VOS protocol passes a lone object through the aggregation."""
-    import vos_cli.inference.tracker as tracking  # bench.tracking imports it where it runs
-
-    seen = []
-
-    class Spy(tracking.Tracker):
-        def __init__(self, *args, aggregate_single: bool = False, **kwargs):
-            seen.append(aggregate_single)
-            super().__init__(*args, aggregate_single=aggregate_single, **kwargs)
-
-    monkeypatch.setattr(tracking, "Tracker", Spy)
+    seen = aggregate_single_seen
     root = make_ytvos(tmp_path / "yt")
     args = ["bench", "ytvos", "--root", str(root), "--results", str(tmp_path / "out")]
     args += ["--weights", str(tiny_model_path), "--device", "cpu", "--sequences", "solo"]
