@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -136,3 +138,17 @@ def aggregate_single_seen(monkeypatch) -> list[bool]:
 
     monkeypatch.setattr(tracker_module, "Tracker", Spy)
     return seen
+
+
+def start_in_own_session(argv: list[str]) -> subprocess.Popen:
+    """A child Python process with this checkout first on its path, in its own session so a
+    test can send SIGINT to its whole group as a terminal's Ctrl-C would."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    return subprocess.Popen(
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )

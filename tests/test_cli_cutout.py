@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.conftest import decode_video, first_mask, iou, moving_shapes_frames, write_video
+from tests.conftest import (
+    decode_video,
+    first_mask,
+    iou,
+    moving_shapes_frames,
+    start_in_own_session,
+    write_video,
+)
 from vos_cli.cli import app
 from vos_cli.io.masks import read_mask, write_mask
 
@@ -184,15 +190,7 @@ def test_ctrl_c_leaves_valid_shorter_cutout_and_matte(tmp_path, mask_png, tiny_m
     cut, matte, out = tmp_path / "cut.mov", tmp_path / "matte.mp4", tmp_path / "masks"
     args = ["segment", video, "--mask", mask_png, "--weights", tiny_model_path, "--device", "cpu"]
     args += ["--out", out, "--cutout", cut, "--matte", matte]
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vos_cli", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_in_own_session(["-m", "vos_cli", *map(str, args)])
     try:
         deadline = time.monotonic() + 120
         while len(list(out.glob("*.png"))) < 5 and time.monotonic() < deadline:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from tests.conftest import start_in_own_session
 from vos_cli.errors import VosError
 from vos_cli.io.masks import DAVIS_PALETTE, read_mask
 from vos_cli.io.overlay import OverlayWriter, render_overlay
@@ -189,15 +188,7 @@ def test_ctrl_c_in_a_real_pipeline(tmp_path: Path) -> None:
         gen.send(np.ascontiguousarray(frame_and_mask(i % 30)[0] + np.uint8(i % 100)))
     gen.close()
     overlay, masks = tmp_path / "overlay.mp4", tmp_path / "masks"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _PIPELINE, str(video), str(overlay), str(masks)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
+    proc = start_in_own_session(["-c", _PIPELINE, str(video), str(overlay), str(masks)])
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready"

@@ -86,15 +86,16 @@ class Tracker:
         # None: the model's own size, raised per video for small objects (inference.sizing);
         # a number (0: the video's resolution) is kept for every video.
         self.requested_size = size
-        self.size = (model.config.inference_size if size is None else size) or None
         self.views = 2 if flip else 1
         self.aggregate_single = aggregate_single
         self.reset()
 
     def reset(self) -> None:
         """Forget every object and frame: ready for a new video with the same (compiled) model."""
-        if self.requested_size is None:
-            self.size = self.model.config.inference_size or None
+        own = self.model.config.inference_size
+        self.size: int | None = (
+            own if self.requested_size is None else self.requested_size
+        ) or None
         self.frame_index = 0
         self.work_shape: tuple[int, int] | None = None
         """The network's input size (height, width) of the last frame it ran on."""
