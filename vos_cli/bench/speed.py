@@ -36,6 +36,7 @@ from vos_cli.inference.tracker import Tracker, check_size
 from vos_cli.io.masks import MaskWriter
 from vos_cli.io.video import FolderFrameSource, Prefetcher, open_frames
 from vos_cli.model.agame import AGame
+from vos_cli.model.backbones import BACKBONES
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import build_model, load_model
 from vos_cli.weights_registry import resolve_weights
@@ -45,7 +46,6 @@ DEFAULT_HEIGHT = 480
 DEFAULT_WIDTH = 854
 DEFAULT_OBJECTS = (1, 3, 5)
 DEFAULT_WARMUP = 5
-BACKBONES = ("lite0", "resnet101")
 _MB = 1024.0 * 1024.0
 
 
@@ -147,9 +147,12 @@ def _load_speed_model(weights: Path | None, backbone: str | None) -> tuple[AGame
     """Weights given: that model. Else ``backbone``: random heads (and random backbone, since
     values do not change speed and ImageNet weights may not be at hand). Else the default model."""
     if backbone is not None and backbone not in BACKBONES:
-        raise VosError(f"unknown backbone {backbone!r} (choose {' or '.join(BACKBONES)})")
+        raise VosError(f"unknown backbone {backbone!r} (choose one of: {', '.join(BACKBONES)})")
     if weights is None and backbone is not None:
-        config = ModelConfig.lite0() if backbone == "lite0" else ModelConfig.paper_r101()
+        if backbone == "resnet101":
+            config = ModelConfig.paper_r101()
+        else:  # the Lite family shares the default heads
+            config = ModelConfig.lite0(backbone=backbone)
         return build_model(config, backbone_weights=None).eval(), None
     path = resolve_weights(weights)
     model, _ = load_model(path, expect_backbone=backbone)
@@ -190,7 +193,7 @@ def run_speed_bench(
     if not counts or any(not 1 <= n <= 254 for n in counts):
         raise VosError("object counts must be from 1 to 254")
     if backbone is not None and backbone not in BACKBONES:
-        raise VosError(f"unknown backbone {backbone!r} (choose {' or '.join(BACKBONES)})")
+        raise VosError(f"unknown backbone {backbone!r} (choose one of: {', '.join(BACKBONES)})")
     if source is not None and (height is not None or width is not None):
         raise VosError("--height/--width size generated frames; with --source use --size instead")
     dev = resolve_device(device)
