@@ -145,9 +145,8 @@ def speed_table(report: SpeedReport) -> Table:
 
 def _load_speed_model(weights: Path | None, backbone: str | None) -> tuple[AGame, str | None]:
     """Weights given: that model. Else ``backbone``: random heads (and random backbone, since
-    values do not change speed and ImageNet weights may not be at hand). Else the default model."""
-    if backbone is not None and backbone not in BACKBONES:
-        raise VosError(f"unknown backbone {backbone!r} (choose one of: {', '.join(BACKBONES)})")
+    values do not change speed and ImageNet weights may not be at hand). Else the default model.
+    ``run_speed_bench`` has checked ``backbone`` before it decodes anything."""
     if weights is None and backbone is not None:
         config = ModelConfig.lite0() if backbone == "lite0" else ModelConfig.paper_r101()
         return build_model(config, backbone_weights=None).eval(), None
