@@ -123,8 +123,6 @@ def test_starts_from_a_trained_model_with_other_settings(tmp_path):
         (["--set", "data.sources=[{kind='davis16', root='/no/such/folder'}]"], "not found"),
         (["--set", "data.size=[360, 640]"], "multiples of 16"),
         (["--set", "data.max_stride=0"], "'data.max_stride' must be at least 1"),
-        (["--set", "data.zoom=[1.3, 1.0]"], "'data.zoom' must be [low, high]"),
-        (["--set", "data.zoom=[1.0]"], "'data.zoom' must be [low, high]"),
         (["--set", "data.sources=[{kind='generated', twin_prob=0.5}]"], "synthetic sources only"),
         (["--set", "data.sources=[{kind='synth-coco', twin_prob=2.0}]"], "must be in [0, 1]"),
     ],
@@ -138,7 +136,7 @@ def test_config_errors_are_one_line(extra, message, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_max_stride_and_zoom_reach_the_real_video_sources(tmp_path):
+def test_max_stride_reaches_the_real_video_sources(tmp_path):
     from tests.test_bench_davis import make_davis16
     from vos_cli.train.datasets import build_training_dataset
 
@@ -148,21 +146,10 @@ def test_max_stride_and_zoom_reach_the_real_video_sources(tmp_path):
         [
             f"data.sources=[{{kind='davis16', root='{root}', split='val'}}]",
             "data.max_stride=3",
-            "data.zoom=[1.0, 1.6]",
-            "data.augment=true",
         ],
     )
     dataset = build_training_dataset(config)
     assert dataset.max_stride == 3
-    assert dataset.augment.scale_range == (1.0, 1.6)
-
-
-def test_default_zoom_is_the_augmentation_default():
-    """Configs without ``data.zoom`` must draw exactly the snippets they drew before the key."""
-    from vos_cli.data.transforms import AugmentConfig
-    from vos_cli.train.config import DataConfig
-
-    assert tuple(DataConfig().zoom) == AugmentConfig().scale_range
 
 
 def test_every_shipped_config_parses():

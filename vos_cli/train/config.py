@@ -58,9 +58,6 @@ class DataConfig:
     max_stride: int = 1
     """Largest gap between a real video's sampled frames (each snippet draws one in [1, this]):
     gaps above 1 show the network faster motion than consecutive frames do."""
-    zoom: list[float] = field(default_factory=lambda: [1.0, 1.3])
-    """Range of the real videos' random zoom, relative to the scale at which a frame just covers
-    ``size``: wider ranges show objects at the sizes other inference resolutions give them."""
     sources: list[SourceConfig] = field(default_factory=list)
 
 
@@ -175,11 +172,6 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
         )
     if config.data.max_stride < 1:
         raise VosError("config key 'data.max_stride' must be at least 1")
-    zoom = config.data.zoom
-    if len(zoom) != 2 or not 0 < zoom[0] <= zoom[1]:
-        raise VosError(
-            f"config key 'data.zoom' must be [low, high] with 0 < low <= high, got {zoom}"
-        )
     if len(config.data.size) != 2:
         raise VosError("config key 'data.size' must be [height, width]")
     if any(side <= 0 or side % 16 for side in config.data.size):

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from vos_cli.data.snippets import EpochDataset, MixedDataset, VideoSnippetDataset
-from vos_cli.data.transforms import AugmentConfig
 from vos_cli.errors import VosError
 from vos_cli.train.config import ExperimentConfig, SourceConfig
 
@@ -30,23 +29,20 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
     root = Path(source.root).expanduser()
     if not root.exists():
         raise VosError(f"data folder not found: {root} (data.sources[{index}].root)")
-    video_augment: bool | AugmentConfig = data.augment and AugmentConfig(
-        scale_range=(data.zoom[0], data.zoom[1])
-    )
     if source.kind.startswith("davis"):
         from vos_cli.data.davis import load_davis
 
         year = "2016" if source.kind == "davis16" else "2017"
         videos = load_davis(root, source.split, year)
         return VideoSnippetDataset(
-            videos, augment=video_augment, name=source.kind, max_stride=data.max_stride, **common
+            videos, augment=data.augment, name=source.kind, max_stride=data.max_stride, **common
         )
     if source.kind == "ytvos":
         from vos_cli.data.ytvos import load_ytvos
 
         videos = load_ytvos(root, source.split)
         return VideoSnippetDataset(
-            videos, augment=video_augment, name="ytvos", max_stride=data.max_stride, **common
+            videos, augment=data.augment, name="ytvos", max_stride=data.max_stride, **common
         )
     from vos_cli.data.synth import SynthVOS
     from vos_cli.data.synth_sources import load_synth_source
