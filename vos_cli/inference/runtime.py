@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import platform
+import sys
 from collections.abc import Iterator
 
 import torch
@@ -58,6 +62,32 @@ def tune_for_device(device: torch.device) -> None:
     fixed, so the one-off search on the first frame pays for itself. Nothing to do on the CPU."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+
+
+# mallopt(3) parameters of glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory for reuse instead of returning it to the OS.
+
+    A CPU training step allocates and frees gigabytes of activations. glibc serves blocks over
+    32 MB with mmap and unmaps them on free, so every step page-faults all of them in again:
+    about a third of a Lite0 training step on 2 cores (3.3 against 2.1 s, about 600,000 page
+    faults a step). Served from a heap that is never trimmed, the process stays at its peak
+    size instead, which a training run reaches in its first steps anyway. Returns whether the
+    settings took (glibc on Linux only; elsewhere the allocator is left alone).
+    """
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        no_mmap = libc.mallopt(_M_MMAP_MAX, 0)
+        no_trim = libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+    return bool(no_mmap and no_trim)
 
 
 @contextlib.contextmanager

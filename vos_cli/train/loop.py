@@ -22,7 +22,13 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from vos_cli.errors import VosError
-from vos_cli.inference.runtime import autocast, resolve_device, resolve_precision, tune_for_device
+from vos_cli.inference.runtime import (
+    autocast,
+    keep_freed_memory,
+    resolve_device,
+    resolve_precision,
+    tune_for_device,
+)
 from vos_cli.model.agame import AGame
 from vos_cli.model.factory import (
     build_model,
@@ -150,6 +156,8 @@ class Trainer:
             torch.cuda.set_device(device)
         self.device = device
         tune_for_device(device)
+        if device.type == "cpu":
+            keep_freed_memory()
         self.dtype = resolve_precision(cfg.train.precision, device)
         torch.manual_seed(cfg.train.seed)
         # A run started from a file that carries its own backbone (e.g. the authors' release)
