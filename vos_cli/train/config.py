@@ -79,6 +79,9 @@ class OptimConfig:
     epochs: int = 160
     clip_grad_norm: float = 10.0
     coarse_loss_weight: float = 1.0
+    iou_loss_weight: float = 0.0
+    """Weight of a soft-Jaccard term on the fine prediction (per object, so a small object counts as
+    much as a large one); 0 trains on cross-entropy alone."""
 
 
 @dataclass

@@ -193,7 +193,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=device.type == "cuda" and self.dtype == torch.float16
         )
-        unroller = SnippetUnroller(self.model, cfg.optim.coarse_loss_weight)
+        unroller = SnippetUnroller(
+            self.model, cfg.optim.coarse_loss_weight, cfg.optim.iou_loss_weight
+        )
         if self.world > 1:
             unroller = torch.nn.parallel.DistributedDataParallel(
                 unroller, device_ids=[device.index] if device.type == "cuda" else None

@@ -44,13 +44,35 @@ def _frames_of(encoding: FrameEncoding, t: int, num_frames: int) -> FrameEncodin
     )
 
 
+def soft_jaccard_loss(log_probs: list[Tensor], target: Tensor) -> Tensor:
+    """Mean over objects of 1 - soft IoU between the predicted probability and the true mask.
+
+    Cross-entropy is a sum over pixels, so a small object's few pixels (and every object's boundary)
+    weigh little in it; J is a ratio per object. Pixels labelled ``IGNORE`` are left out; an object
+    absent from both prediction and truth scores a loss of 0.
+    """
+    losses = []
+    for b, lp in enumerate(log_probs):
+        tgt = target[b].long()
+        valid = (tgt != IGNORE).float()
+        probs = lp.exp()
+        for k in range(1, lp.shape[0]):
+            p = probs[k] * valid
+            g = (tgt == k).float() * valid
+            inter = (p * g).sum()
+            union = (p + g - p * g).sum()
+            losses.append(1.0 - (inter + 1e-6) / (union + 1e-6))
+    return torch.stack(losses).mean()
+
+
 class SnippetUnroller(nn.Module):
     """Loss of the network on a batch of snippets (B, T, 3, H, W) with labels (B, T, H, W)."""
 
-    def __init__(self, model: AGame, coarse_loss_weight: float = 1.0):
+    def __init__(self, model: AGame, coarse_loss_weight: float = 1.0, iou_loss_weight: float = 0.0):
         super().__init__()
         self.model = model
         self.coarse_loss_weight = coarse_loss_weight
+        self.iou_loss_weight = iou_loss_weight
 
     def forward(self, images: Tensor, labels: Tensor, num_objects: Tensor) -> UnrollOutput:
         return self.unroll(self.model.encode_frame(images.flatten(0, 1)), labels, num_objects)
@@ -86,7 +108,12 @@ class SnippetUnroller(nn.Module):
             coarse_log = self._class_log_probs(coarse_up, owner, counts)
             coarse_losses.append(self._nll(coarse_log, target))
             fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
-            fine_losses.append(self._nll(fine_log, target))
+            fine_loss_t = self._nll(fine_log, target)
+            if self.iou_loss_weight:
+                fine_loss_t = fine_loss_t + self.iou_loss_weight * soft_jaccard_loss(
+                    fine_log, target
+                )
+            fine_losses.append(fine_loss_t)
             ious.append(self._iou(fine_log, target))
             if t < frames - 1:  # the last frame's update would never be used
                 feedback = torch.softmax(pred.coarse_logits, dim=1)
