@@ -82,6 +82,9 @@ class OptimConfig:
     iou_loss_weight: float = 0.0
     """Weight of a soft-Jaccard term on the fine prediction (per object, so a small object counts as
     much as a large one); 0 trains on cross-entropy alone."""
+    iou_loss_on_coarse: bool = False
+    """Also add the soft-Jaccard term to the coarse loss: the coarse mask is what the network
+    feeds back to the next frame."""
 
 
 @dataclass

@@ -194,7 +194,10 @@ class Trainer:
             "cuda", enabled=device.type == "cuda" and self.dtype == torch.float16
         )
         unroller = SnippetUnroller(
-            self.model, cfg.optim.coarse_loss_weight, cfg.optim.iou_loss_weight
+            self.model,
+            cfg.optim.coarse_loss_weight,
+            cfg.optim.iou_loss_weight,
+            cfg.optim.iou_loss_on_coarse,
         )
         if self.world > 1:
             unroller = torch.nn.parallel.DistributedDataParallel(

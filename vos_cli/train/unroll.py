@@ -68,11 +68,18 @@ def soft_jaccard_loss(log_probs: list[Tensor], target: Tensor) -> Tensor:
 class SnippetUnroller(nn.Module):
     """Loss of the network on a batch of snippets (B, T, 3, H, W) with labels (B, T, H, W)."""
 
-    def __init__(self, model: AGame, coarse_loss_weight: float = 1.0, iou_loss_weight: float = 0.0):
+    def __init__(
+        self,
+        model: AGame,
+        coarse_loss_weight: float = 1.0,
+        iou_loss_weight: float = 0.0,
+        iou_loss_on_coarse: bool = False,
+    ):
         super().__init__()
         self.model = model
         self.coarse_loss_weight = coarse_loss_weight
         self.iou_loss_weight = iou_loss_weight
+        self.iou_loss_on_coarse = iou_loss_on_coarse
 
     def forward(self, images: Tensor, labels: Tensor, num_objects: Tensor) -> UnrollOutput:
         return self.unroll(self.model.encode_frame(images.flatten(0, 1)), labels, num_objects)
@@ -106,7 +113,12 @@ class SnippetUnroller(nn.Module):
                 pred.coarse_logits, size=target.shape[-2:], mode="bilinear", align_corners=False
             )
             coarse_log = self._class_log_probs(coarse_up, owner, counts)
-            coarse_losses.append(self._nll(coarse_log, target))
+            coarse_loss_t = self._nll(coarse_log, target)
+            if self.iou_loss_weight and self.iou_loss_on_coarse:
+                coarse_loss_t = coarse_loss_t + self.iou_loss_weight * soft_jaccard_loss(
+                    coarse_log, target
+                )
+            coarse_losses.append(coarse_loss_t)
             fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
             fine_loss_t = self._nll(fine_log, target)
             if self.iou_loss_weight:
