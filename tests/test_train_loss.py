@@ -49,3 +49,29 @@ def test_gradient_is_finite_and_pushes_probability_towards_the_truth():
     on_object = target[0] == 1
     assert (grad[1][on_object] < 0).all()  # raise the object's logit where the object is
     assert (grad[1][~on_object] > 0).all()  # and lower it elsewhere
+
+
+def test_unroller_adds_the_term_to_fine_and_optionally_coarse_loss():
+    """With the term on, the fine loss is cross-entropy plus the weighted mean soft-Jaccard of
+    the fine prediction; the coarse loss takes it only when asked."""
+    from vos_cli.model.factory import build_model
+    from vos_cli.train.config import load_config
+    from vos_cli.train.unroll import SnippetUnroller
+
+    torch.manual_seed(0)
+    model = build_model(load_config("smoke").model, backbone_weights=None).eval()
+    images = torch.randn(1, 3, 3, 64, 96)
+    labels = torch.zeros(1, 3, 64, 96, dtype=torch.long)
+    labels[:, :, 20:44, 30:60] = 1
+    objects = torch.tensor([1])
+    with torch.no_grad():
+        plain = SnippetUnroller(model)(images, labels, objects)
+        fine_only = SnippetUnroller(model, iou_loss_weight=2.0)(images, labels, objects)
+        both = SnippetUnroller(model, iou_loss_weight=2.0, iou_loss_on_coarse=True)(
+            images, labels, objects
+        )
+    assert torch.allclose(fine_only.coarse_loss, plain.coarse_loss)
+    extra = fine_only.fine_loss - plain.fine_loss
+    assert 0.0 < extra.item() <= 2.0  # 2 x (1 - soft IoU), averaged over frames
+    assert torch.allclose(both.fine_loss, fine_only.fine_loss)
+    assert both.coarse_loss.item() > plain.coarse_loss.item()
