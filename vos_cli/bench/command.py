@@ -184,6 +184,14 @@ def _davis_command(dataset: str, year: str) -> Callable[..., None]:
                 f"object(s) in {len(report.sequences)} sequence(s)"
             )
             out_console.print(_size_line(report.size_groups))
+        if report.leak:
+            from vos_cli.bench.leak import mean_leak
+
+            m = mean_leak(report.leak)
+            out_console.print(
+                f"leak: false-positive area {m.fp_area:.3f} of the object's, missed "
+                f"{m.missed:.3f}; J first quarter {m.j_first:.3f}, last quarter {m.j_last:.3f}"
+            )
         if report.note:
             out_console.print(f"note: {report.note}")
         if report.files:

@@ -20,8 +20,9 @@ from vos_cli.bench.distributed import (
     run_on_main,
     shutdown,
 )
+from vos_cli.bench.leak import LeakScore, leak_scores, write_leak_csv
 from vos_cli.bench.metrics.driver import evaluate_results
-from vos_cli.bench.metrics.report import write_results_csv
+from vos_cli.bench.metrics.report import split_label, write_results_csv
 from vos_cli.bench.metrics.stats import BenchResult
 from vos_cli.bench.object_size import SizeGroup, size_groups
 from vos_cli.bench.timing import RunReport, RunTiming, SequenceTiming, write_timing_csv
@@ -95,6 +96,8 @@ class BenchReport(RunReport):
     size_groups: list[SizeGroup] = field(default_factory=list)
     """The scores of small and large objects (:mod:`vos_cli.bench.object_size`)."""
     note: str | None = None
+    leak: list[LeakScore] = field(default_factory=list)
+    """False-positive area and late-video J per object (:mod:`vos_cli.bench.leak`)."""
 
 
 def default_processes() -> int:
@@ -175,6 +178,9 @@ def run_davis_bench(
         report.result = evaluate_results(seqs, results_dir, workers, progress=scored)
         report.size_groups = size_groups(report.result.objects, seqs)
         report.files[:0] = write_results_csv(report.result, results_dir, split)
+        report.leak = leak_scores(seqs, results_dir, binary=year == "2016")
+        leak_csv = results_dir / f"leak-{split_label(split)}.csv"
+        report.files.append(write_leak_csv(report.leak, leak_csv))
         return report
     finally:
         shutdown(ctx)

@@ -113,6 +113,7 @@ class SynthVOS(EpochDataset):
         *,
         name: str = "synth",
         max_pasted: int = 5,
+        min_pasted: int = 1,
         min_area: float = 0.004,
         motion: MotionConfig = MotionConfig(),
         max_retries: int = 20,
@@ -127,6 +128,8 @@ class SynthVOS(EpochDataset):
             raise VosError(f"unknown sampling mode {mode!r} (expected 'single' or 'multi')")
         if num_frames < 1 or max_objects < 1 or max_pasted < 1:
             raise VosError("num_frames, max_objects and max_pasted must be at least 1")
+        if not 1 <= min_pasted <= max_pasted:
+            raise VosError("min_pasted must be in [1, max_pasted]")
         if not 0.0 <= twin_prob <= 1.0:
             raise VosError(f"twin_prob must be in [0, 1], got {twin_prob}")
         super().__init__(samples_per_epoch, seed)
@@ -135,6 +138,7 @@ class SynthVOS(EpochDataset):
         self.backgrounds = [Path(p) for p in backgrounds]
         self._set_snippet_shape(num_frames, size, mode, max_objects, augment, name)
         self.max_pasted = int(max_pasted)
+        self.min_pasted = int(min_pasted)
         self.min_area = float(min_area)
         self.motion = motion
         self.max_retries = int(max_retries)
@@ -175,7 +179,10 @@ class SynthVOS(EpochDataset):
             assert inst.mask_path is not None
             try:
                 with Image.open(inst.mask_path) as m:
-                    full = np.asarray(m.convert("L")) > 127
+                    if inst.mask_id is not None:
+                        full = np.asarray(m) == inst.mask_id
+                    else:
+                        full = np.asarray(m.convert("L")) > 127
             except (OSError, ValueError) as exc:
                 raise VosError(f"cannot read mask {inst.mask_path}: {exc}") from None
             if full.shape != (h, w):
@@ -342,7 +349,7 @@ class SynthVOS(EpochDataset):
         rng = sample_rng(self.seed, epoch, index)
         min_pixels = max(1, int(self.min_area * self.size[0] * self.size[1]))
         for _ in range(self.max_retries):
-            count = int(rng.integers(1, self.max_pasted + 1))
+            count = int(rng.integers(self.min_pasted, self.max_pasted + 1))
             picks = rng.integers(len(self.instances), size=count)
             if rng.random() < self.twin_prob:
                 # A second copy of one object on its own path: only where it was in frame 0

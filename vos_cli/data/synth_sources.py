@@ -6,6 +6,8 @@ Object sources:
   a line, ``class x1 y1 x2 y2 ...`` normalised to [0, 1], and ``<root>/images/<split>/<id>.jpg``.
   Tiny instances (< ``min_area`` of the image) and huge, crowd-like ones are skipped.
 * Salient-object folders (MSRA10K style): ``<name>.jpg`` with its mask ``<name>.png`` side by side.
+* Instance-mask folders (coco-extra, coco-person, weizmann-horse): ``images/<name>.jpg`` and
+  ``masks/<name>.png``, the mask holding 0 (background), 1..N (instances) and 255 (unknown).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from vos_cli.errors import VosError
 
@@ -29,6 +32,8 @@ class ObjectInstance:
     """Flat ``x1, y1, x2, y2, ...`` in [0, 1] image coordinates (YOLO segmentation format)."""
     mask_path: Path | None = None
     """Binary mask image (non-zero/above mid-gray = object), same size as the image."""
+    mask_id: int | None = None
+    """With ``mask_path``: the object is the pixels equal to this id (an instance-mask file)."""
 
 
 def _polygon_area(xy: np.ndarray) -> float:
@@ -109,6 +114,61 @@ def load_salient_instances(folder: Path) -> list[ObjectInstance]:
     if not instances:
         raise VosError(f"{folder}: no <name>.jpg + <name>.png image/mask pairs")
     return instances
+
+
+#: Every HOLDOUT_EVERY-th image of an instance-mask folder (sorted by name) is held out.
+HOLDOUT_EVERY = 10
+INSTANCE_SPLITS = ("all", "train", "val")
+
+
+def holdout_split(paths: list[Path], split: str) -> list[Path]:
+    """``train``: all but every 10th of the sorted names; ``val``: those; ``all``: every one.
+
+    A fixed rule on names (not a seed), so the look-alike validation never shares an image with
+    training, whatever the config.
+    """
+    if split not in INSTANCE_SPLITS:
+        raise VosError(f"unknown split {split!r} (choose {', '.join(INSTANCE_SPLITS)})")
+    ordered = sorted(paths, key=lambda p: p.name)
+    if split == "all":
+        return ordered
+    held = split == "val"
+    return [p for i, p in enumerate(ordered) if (i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1) == held]
+
+
+def load_instance_folder(
+    root: Path, split: str = "train", min_area: float = 0.01, max_area: float = 0.6
+) -> tuple[list[ObjectInstance], list[Path]]:
+    """Instances (one per id) and the images of an ``images/`` + ``masks/`` folder.
+
+    Instances under ``min_area`` of their image are too small to survive a snippet's scale;
+    over ``max_area`` they are mostly the scene itself.
+    """
+    root = Path(root)
+    masks_dir, images_dir = root / "masks", root / "images"
+    if not masks_dir.is_dir() or not images_dir.is_dir():
+        raise VosError(f"{root}: not an instance-mask folder (need images/ and masks/)")
+    instances: list[ObjectInstance] = []
+    images: list[Path] = []
+    for mask_path in holdout_split(list(masks_dir.glob("*.png")), split):
+        image = _find_image(images_dir, mask_path.stem)
+        if image is None:
+            continue
+        images.append(image)
+        try:
+            with Image.open(mask_path) as m:
+                labels = np.asarray(m)
+        except (OSError, ValueError) as exc:
+            raise VosError(f"cannot read mask {mask_path}: {exc}") from None
+        if labels.ndim != 2:
+            raise VosError(f"{mask_path}: an instance mask must be single-channel")
+        counts = np.bincount(labels.ravel(), minlength=256)
+        for obj_id in np.nonzero(counts[1:255])[0] + 1:
+            if min_area <= counts[obj_id] / labels.size <= max_area:
+                instances.append(ObjectInstance(image, mask_path=mask_path, mask_id=int(obj_id)))
+    if not instances:
+        raise VosError(f"{root}: no usable object instances in split {split!r}")
+    return instances, images
 
 
 def load_synth_source(

@@ -46,6 +46,7 @@ class ObjectState:
     first_encoding: Tensor | None  # (N, P, h, w) first-frame part of the propagation conv
     first_mask: Tensor  # (N, 2, h, w)
     prev_mask: Tensor  # (N, 2, h, w)
+    first_mixture: MixtureParams | None = None  # frame 0's, never updated (first_frame_mixture)
 
     def index(self, idx: Tensor) -> ObjectState:
         def pick(x: Tensor | None) -> Tensor | None:
@@ -56,6 +57,7 @@ class ObjectState:
             pick(self.first_encoding),
             self.first_mask[idx],
             self.prev_mask[idx],
+            self.first_mixture.index(idx) if self.first_mixture is not None else None,
         )
 
     @staticmethod
@@ -72,6 +74,9 @@ class ObjectState:
             join("first_encoding"),
             join("first_mask"),
             join("prev_mask"),
+            MixtureParams.cat([s.first_mixture for s in states])
+            if first.first_mixture is not None
+            else None,
         )
 
 
@@ -89,6 +94,17 @@ def two_channel(object_prob: Tensor) -> Tensor:
 def pool_to_stride16(mask: Tensor) -> Tensor:
     """Soft labels at stride 16 by average pooling, as the authors feed masks to the heads."""
     return F.avg_pool2d(mask, kernel_size=STRIDE, stride=STRIDE)
+
+
+def confident_cells(mask16: Tensor, threshold: float) -> Tensor:
+    """The fed-back (not-object, object) mask with every cell below ``threshold`` zeroed.
+
+    An uncertain cell (a look-alike the network half believes) then teaches the running mixture
+    nothing, instead of pulling its object components towards the background. 0 keeps all.
+    """
+    if threshold <= 0.0:
+        return mask16
+    return mask16 * (mask16 >= threshold).to(mask16.dtype)
 
 
 class AGame(nn.Module):
@@ -111,7 +127,7 @@ class AGame(nn.Module):
                 config.cov_reg_init,
                 init=config.appearance_init,
             )
-            fusion_in += config.num_components
+            fusion_in += config.num_components * (2 if config.first_frame_mixture else 1)
         self.propagation: MaskPropagation | None = None
         if config.use_propagation:
             self.propagation = MaskPropagation(c16, config.propagation_dim)
@@ -152,15 +168,21 @@ class AGame(nn.Module):
         first_encoding = None
         if self.propagation is not None:
             first_encoding = self.propagation.encode_first(frame.s16)[owner]
-        return ObjectState(mixture, first_encoding, mask16, mask16)
+        first_mixture = mixture if self.config.first_frame_mixture else None
+        return ObjectState(mixture, first_encoding, mask16, mask16, first_mixture)
 
     def predict(self, frame: FrameEncoding, state: ObjectState, owner: Tensor) -> Prediction:
         """Coarse and fine logits for every object of the batch."""
         scores = propagated = None
         if self.appearance is not None:
-            scores = self.appearance.scores(frame.appearance_x[owner], state.mixture)
+            x = frame.appearance_x[owner]
+            mixtures = [state.mixture]
+            if state.first_mixture is not None:
+                mixtures.append(state.first_mixture)
+            parts = [self.appearance.scores(x, m) for m in mixtures]
             if self.config.appearance_softmax:
-                scores = torch.softmax(scores, dim=1)
+                parts = [torch.softmax(p, dim=1) for p in parts]
+            scores = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.propagation is not None:
             propagated = self.propagation(
                 frame.propagation_current[owner],
@@ -179,7 +201,8 @@ class AGame(nn.Module):
         mixture = state.mixture
         if self.appearance is not None and self.config.update_appearance:
             x = frame.appearance_x[owner]
-            mixture = self.appearance.update(x, mask16, mixture, self.config.update_rate)
+            fit_mask = confident_cells(mask16, self.config.update_confidence)
+            mixture = self.appearance.update(x, fit_mask, mixture, self.config.update_rate)
             if self.config.detach_appearance:
                 mixture = MixtureParams(mixture.mean.detach(), mixture.var.detach())
         return replace(state, mixture=mixture, prev_mask=mask16)

@@ -29,6 +29,7 @@ SOURCE_KINDS = (
     "ytvos",
     "synth-coco",
     "synth-salient",
+    "synth-instances",
     "generated",
 )
 
@@ -43,6 +44,9 @@ class SourceConfig:
     weight: float = 1.0
     twin_prob: float = 0.0
     """Synthetic sources only: how often one pasted object gets an identical twin distractor."""
+    backgrounds: list[str] = field(default_factory=list)
+    """Synthetic sources only: instance-mask folders whose images (of the same split) serve as
+    backgrounds too, e.g. fully annotated scenes full of look-alike people."""
 
 
 @dataclass
@@ -162,6 +166,10 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             raise VosError(
                 f"config key 'data.sources[{i}].kind': unknown kind {source.kind!r} "
                 f"(choose from {', '.join(SOURCE_KINDS)})"
+            )
+        if source.backgrounds and not source.kind.startswith("synth"):
+            raise VosError(
+                f"config key 'data.sources[{i}].backgrounds' applies to synthetic sources only"
             )
         if source.twin_prob and not source.kind.startswith("synth"):
             raise VosError(

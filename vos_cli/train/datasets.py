@@ -45,10 +45,16 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
             videos, augment=data.augment, name="ytvos", max_stride=data.max_stride, **common
         )
     from vos_cli.data.synth import SynthVOS
-    from vos_cli.data.synth_sources import load_synth_source
+    from vos_cli.data.synth_sources import load_instance_folder, load_synth_source
 
-    split = source.split if source.kind == "synth-coco" else ""
-    instances, backgrounds = load_synth_source(root, split or "train2017")
+    if source.kind == "synth-instances":
+        instances, backgrounds = load_instance_folder(root, source.split)
+    else:
+        split = source.split if source.kind == "synth-coco" else ""
+        instances, backgrounds = load_synth_source(root, split or "train2017")
+    for folder in source.backgrounds:
+        extra = Path(folder).expanduser()
+        backgrounds = backgrounds + load_instance_folder(extra, source.split)[1]
     return SynthVOS(
         instances,
         backgrounds,
