@@ -162,7 +162,7 @@ def test_every_shipped_config_parses():
 
 
 def test_every_experiment_config_parses():
-    """The model card's experiments outside the package still parse with this code."""
+    """The experiment record's configs outside the package still parse with this code."""
     folder = Path(__file__).resolve().parents[1] / "experiments" / "configs"
     paths = sorted(folder.glob("*.toml"))
     assert len(paths) >= 7

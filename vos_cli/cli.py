@@ -37,6 +37,39 @@ app.add_typer(weights_app, name="weights")
 app.add_typer(bench_app, name="bench")
 
 
+def package_version() -> str:
+    """The installed distribution's version; the source tree's own when vos is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("vos-cli")
+    except metadata.PackageNotFoundError:
+        from vos_cli import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vos {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
 @app.command()
 @handles_errors
 def segment(

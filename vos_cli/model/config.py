@@ -11,7 +11,7 @@ from typing import Any
 from vos_cli.errors import VosError
 
 # Options of experiments that were removed from vos (their code is in git and their results in
-# weights/README.md): the option, the value that means "off", and what it was.
+# docs/experiments.md): the option, the value that means "off", and what it was.
 _REMOVED = {
     "use_matching": (False, "feature matching (model/matching.py)"),
     "use_mask_prior": (False, "the previous fine mask prior (model/mask_prior.py)"),
