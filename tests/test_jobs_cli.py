@@ -202,3 +202,12 @@ def test_options_that_do_not_go_together(args: list[str], message: str):
     assert result.exit_code == 2
     lines = [line for line in result.output.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+
+
+def test_bad_weights_are_listed_with_the_other_problems(batch: Path, tmp_path: Path):
+    (batch.parent / "masks/two").mkdir(parents=True)
+    (batch.parent / "masks/two/mine.txt").write_text("user data")
+    result = jobs(batch, tmp_path / "missing.pt")
+    assert result.exit_code == 2, result.output
+    assert "weights file not found" in result.output and "jobs.csv:4: out" in result.output
+    assert "2 problems" in result.output

@@ -57,11 +57,12 @@ def prepare_batch(
         os.path.abspath(report.expanduser() if report else default_report_path(jobs_file))
     )
     _check_report(report, jobs, force, problems)
+    weights = defaults.weights or Path("default-weights")
     try:
         weights = resolve_weights(defaults.weights)
         _check_weights(weights)
     except VosError as err:
-        raise ManifestError([*problems, str(err)]) from None
+        problems.append(str(err))  # and go on: the outputs' problems are listed too
     batch = Batch(jobs_file=jobs_file, report=report, jobs=jobs)
     for job in jobs:
         fp = fingerprint(job, weights)
