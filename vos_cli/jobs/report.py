@@ -74,7 +74,7 @@ class JobResult:
             self.status,
             str(self.frames),
             f"{self.fps:.2f}",
-            f"{self.seconds:.1f}",
+            f"{self.seconds:.3f}",
             "" if self.rank is None else str(self.rank),
             self.error,
             " | ".join(self.warnings),
