@@ -73,7 +73,9 @@ def _global_options(
 @app.command()
 @handles_errors
 def segment(
-    source: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    source: Annotated[
+        Path | None, typer.Argument(help="Video file or folder of frames (or give --jobs).")
+    ] = None,
     mask: Annotated[
         list[str],
         typer.Option(
@@ -126,8 +128,64 @@ def segment(
     force: ForceOpt = False,
     flip: FlipOpt = False,
     compile: CompileOpt = False,
+    jobs: Annotated[
+        Path | None,
+        typer.Option(
+            "--jobs",
+            help="Segment many videos: a CSV with a row per video (columns source, mask, out, "
+            "overlay, cutout, matte, objects, feather, size; see docs/batch.md). Jobs complete "
+            "from an earlier run are skipped; under torchrun the processes share the rows.",
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="With --jobs: the per-video report (default: JOBS-report.csv)."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads",
+            help="With --jobs: threads per process (default: the cores shared out over the "
+            "processes on this machine).",
+        ),
+    ] = None,
 ) -> None:
-    """Follow the objects of a first-frame mask through a video."""
+    """Follow the objects of a first-frame mask through a video (or many: --jobs)."""
+    if jobs is not None:
+        from vos_cli.jobs.command import segment_jobs
+
+        segment_jobs(
+            jobs,
+            per_video={
+                "SOURCE": source,
+                "--mask": mask,
+                "--out": out,
+                "--overlay": overlay,
+                "--cutout": cutout,
+                "--matte": matte,
+            },
+            options={
+                "weights": weights,
+                "device": device,
+                "precision": precision,
+                "size": size,
+                "objects": objects,
+                "feather": feather,
+                "flip": flip,
+                "compile": compile,
+            },
+            report=report,
+            force=force,
+            threads=threads,
+        )
+        return
+    if source is None:
+        raise VosError("give a video (vos segment VIDEO --mask MASK) or a jobs file (--jobs)")
+    for option, value in (("--report", report), ("--threads", threads)):
+        if value is not None:
+            raise VosError(f"{option} goes with --jobs")
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

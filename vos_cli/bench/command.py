@@ -28,7 +28,8 @@ from vos_cli.options import (
 
 bench_app = typer.Typer(
     help="Benchmarks: DAVIS 2017/2016 J&F with frames/s, a YouTube-VOS submission, raw speed, "
-    "or whether memory stays flat with video length.\n\n"
+    "whether memory stays flat with video length, or the throughput of many videos "
+    "(vos segment --jobs) per process layout.\n\n"
     "Under torchrun (torchrun --nproc_per_node N --no-python vos bench davis17 ...) the "
     "sequences are split over the processes; rank 0 scores and writes the CSVs.",
     no_args_is_help=True,
@@ -355,3 +356,54 @@ def memory(
     )
     _show(mem.memory_table(report), report.to_dict(), json_out)
     out_console.print(report.verdict())
+
+
+# ----------------------------------------------------------------------------- many videos
+
+
+@bench_app.command("jobs")
+@handles_errors
+def jobs(
+    clips: Annotated[int, typer.Option("--clips", help="Generated clips to segment.")] = 8,
+    frames: Annotated[int, typer.Option("--frames", help="Frames per clip.")] = 60,
+    height: Annotated[int, typer.Option("--height", help="Clip height.")] = 240,
+    width: Annotated[int, typer.Option("--width", help="Clip width.")] = 426,
+    objects: Annotated[int, typer.Option("--objects", help="Objects per clip.")] = 1,
+    layouts: Annotated[
+        str,
+        typer.Option(
+            "--layouts",
+            help="PROCESSESxTHREADS runs to compare, in order (processes > 1 through torchrun).",
+        ),
+    ] = "1x2,2x1",
+    weights: WeightsOpt = None,
+    device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "auto",
+    size: SizeOpt = None,
+    work: Annotated[
+        Path | None,
+        typer.Option("--work", help="Keep the clips and outputs in this new folder."),
+    ] = None,
+    json_out: JsonOpt = None,
+) -> None:
+    """Throughput of vos segment --jobs on generated clips: P processes x T threads each.
+
+    Needs the machine to itself: anything else running skews the comparison.
+    """
+    from vos_cli.bench import jobs as jb
+
+    report = jb.run_jobs_bench(
+        clips=clips,
+        frames=frames,
+        height=height,
+        width=width,
+        objects=objects,
+        layouts=jb.parse_layouts(layouts),
+        weights=weights,
+        device=device,
+        precision=precision,
+        size=size,
+        work=work,
+        progress=note,
+    )
+    _show(jb.jobs_table(report), report.to_dict(), json_out)
