@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -265,7 +266,9 @@ class FfmpegWriter(Closing):
     def _move_into_place(self, keep: bool) -> bool:
         ok = keep and self._error is None and self.frames_written > 0
         if self._sequence is not None:
-            return ok  # ffmpeg wrote each file in place, atomically
+            # ffmpeg wrote each file in place, atomically; one it failed on stays a temp file
+            self._remove_partial_frames()
+            return ok
         try:
             if ok:
                 os.replace(self._tmp, self.path)
@@ -277,6 +280,17 @@ class FfmpegWriter(Closing):
                 self._tmp.unlink()
             raise self._error_for(err.strerror or str(err)) from None
         return ok
+
+    def _remove_partial_frames(self) -> None:
+        """Delete ``00012.png.tmp`` files (``-atomic_writing``) that ffmpeg left on failing."""
+        assert self._sequence is not None
+        name = re.sub(r"%0?\d*d", r"\\d+", re.escape(self._sequence))
+        pattern = re.compile(name + r"\.tmp$")
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.path):
+                if pattern.match(entry.name):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def close(self) -> None:
         """Finish encoding and move the video into place; raises VosError if ffmpeg failed.
