@@ -26,7 +26,7 @@ from vos_cli.options import (
     SizeOpt,
     WeightsOpt,
 )
-from vos_cli.signals import interrupt_exit_code, signal_name
+from vos_cli.signals import interrupt_exit_code, signal_name, stop_signal
 
 app = typer.Typer(
     name="vos",
@@ -315,8 +315,8 @@ def weights_average(
 def main() -> None:
     try:
         app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # outside a command (while parsing options)
+        sys.exit(interrupt_exit_code(stop_signal(exc)))
 
 
 if __name__ == "__main__":

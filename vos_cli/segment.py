@@ -87,7 +87,9 @@ class SegmentSummary:
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames tracked per second (a resumed run's earlier frames are not tracked again)."""
+        tracked = self.frames - self.resumed_at
+        return tracked / self.seconds if self.seconds > 0 else 0.0
 
 
 def parse_mask_option(value: str) -> tuple[int, Path]:
@@ -434,9 +436,12 @@ def _partial(
         of = "" if total is None else f" of {'' if source.path.is_dir() else 'about '}{total:,}"
         full = any(text in message for text in ("No space left", "Disk quota exceeded"))
         when = "before the disk filled" if full else "before stopping"
-        message += f"; wrote {on_disk:,}{of} masks to {out_dir} {when}, all valid"
-        if on_disk and isinstance(cause, (WriteError, DecoderError)):
-            message += " (--resume continues from them)"
+        if not on_disk:
+            message += "; no mask was written"
+        else:
+            message += f"; wrote {on_disk:,}{of} masks to {out_dir} {when}, all valid"
+            if isinstance(cause, (WriteError, DecoderError)):
+                message += " (--resume continues from them)"
     return PartialRunError(message, cause, frames_done, on_disk, out_dir)
 
 
