@@ -3,9 +3,9 @@
 The machinery every video output shares (the overlay, the cut-out, the matte): subclasses say how
 to encode (:meth:`FfmpegWriter._setup`, which also checks the name and takes the subclass's own
 arguments) and how a frame and its label map become the picture ffmpeg encodes
-(:meth:`FfmpegWriter._render`). Rendering and encoding (``imageio_ffmpeg.write_frames``) run in one
-worker thread (a single-worker ``ThreadPoolExecutor``, a bounded number of frames ahead) so they
-overlap with the network. A video file appears under its final name only once the encoder has
+(:meth:`FfmpegWriter._render`). Rendering and encoding (an ffmpeg process,
+:class:`~vos_cli.io.ffmpeg.FfmpegEncoder`) run in one worker thread (a single-worker
+``ThreadPoolExecutor``, a bounded number of frames ahead) so they overlap with the network. A video file appears under its final name only once the encoder has
 finished cleanly (ffmpeg's exit status 0), and it does so also when the run stops early (exception,
 Ctrl-C): what was written up to then is kept as a valid, shorter video rather than a broken file.
 An encoder that fails (a full disk, an I/O error, ffmpeg killed) is a
@@ -78,9 +78,10 @@ class FfmpegWriter(Closing):
     The video is encoded into a hidden temp file next to ``path`` and renamed into place by
     :meth:`close`. Leaving the ``with`` block on an exception (including Ctrl-C) finishes the
     frames already handed over, closes the encoder cleanly and still renames, so the target is a
-    valid, shorter video; the exception then propagates. If the encoder fails, or no frame was
-    written, the temp file is removed and nothing is created (:class:`WriteError` for a failure). With :attr:`Encoding.sequence`,
-    ``path`` is a folder that ffmpeg fills file by file instead.
+    valid, shorter video; the exception then propagates. If the encoder fails (then
+    :class:`WriteError`), or no frame was written, the temp file is removed and nothing is
+    created. With :attr:`Encoding.sequence`, ``path`` is a folder that ffmpeg fills file by file
+    instead.
 
     An odd width or height is padded (with :attr:`Encoding.even_size`) by one pixel (a copy of
     the last column / row) on the right / bottom. Frames and masks passed to :meth:`write` are
@@ -132,8 +133,6 @@ class FfmpegWriter(Closing):
         self._target = target
         self._encoding = encoding
         self._encoder: FfmpegEncoder | None = None  # used only in the worker
-        self.encoder_pid: int | None = None
-        """ffmpeg's process id once it runs (fault-injection tests kill it)."""
         self._error: str | None = None  # why the encoder failed, first reason only
         self._closed = False
         self._abort = threading.Event()  # second Ctrl-C: skip queued frames, just finish
@@ -176,7 +175,6 @@ class FfmpegWriter(Closing):
             encoding.pix_fmt_out,
             list(encoding.output_params),
         )
-        self.encoder_pid = self._encoder.pid
 
     def _encode(self, frame: np.ndarray, labels: np.ndarray) -> None:
         out = self._render(frame, labels)
