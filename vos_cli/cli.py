@@ -1,11 +1,13 @@
 """The ``vos`` command line: parses options, calls library functions, reports.
 
 Every command turns a :class:`~vos_cli.errors.VosError` into a one-line ``error:`` message and exit
-code 2, and Ctrl-C into exit code 130 after the work function has closed its outputs.
+code 2 (bad input) or 1 (a failure while working, e.g. a full disk), and Ctrl-C, SIGTERM or SIGHUP
+into exit code 128 + the signal (130, 143, 129) after the work function has closed its outputs.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -24,6 +26,7 @@ from vos_cli.options import (
     SizeOpt,
     WeightsOpt,
 )
+from vos_cli.signals import interrupt_exit_code, signal_name, stop_signal
 
 app = typer.Typer(
     name="vos",
@@ -151,9 +154,19 @@ def segment(
             "processes on this machine).",
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue a run that was stopped (Ctrl-C, kill, full disk) from the masks in "
+            "its --out folder; give the same inputs and options. Videos are encoded again.",
+        ),
+    ] = False,
 ) -> None:
     """Follow the objects of a first-frame mask through a video (or many: --jobs)."""
     if jobs is not None:
+        if resume:
+            raise VosError("--resume is for one video; --jobs skips finished jobs by itself")
         from vos_cli.jobs.command import segment_jobs
 
         segment_jobs(
@@ -217,6 +230,7 @@ def segment(
         matte=matte,
         objects=parse_objects_option(objects) if objects is not None else None,
         feather=feather,
+        resume=resume,
     )
     columns = (
         TextColumn("[bold]segment"),
@@ -244,12 +258,16 @@ def segment(
     ids = ",".join(str(i) for i in summary.objects)
     status = "interrupted after" if summary.interrupted else "segmented"
     network = f"{summary.network_size}p" if summary.network_size else "no frame"
+    resumed = f" (resumed at frame {summary.resumed_at})" if summary.resumed_at else ""
     out_console.print(
-        f"{status} {summary.frames} frames, {len(summary.objects)} object(s) [{ids}], "
+        f"{status} {summary.frames} frames{resumed}, {len(summary.objects)} object(s) [{ids}], "
         f"network at {network}, {summary.fps:.1f} frames/s -> {where}"
     )
     if summary.interrupted:
-        raise typer.Exit(130)
+        signum = summary.stop_signal or signal.SIGINT
+        hint = "; --resume continues the run" if summary.out_dir is not None else ""
+        err_console.print(f"stopped by {signal_name(signum)}: every output is valid{hint}")
+        raise typer.Exit(interrupt_exit_code(signum))
 
 
 @app.command()
@@ -320,7 +338,7 @@ def train(
         f"training {state}: {result.steps} steps, {result.epochs} epochs{best} -> {run_dir}"
     )
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_exit_code(getattr(result, "stop_signal", None) or signal.SIGINT))
 
 
 @weights_app.command("info")
@@ -399,8 +417,8 @@ def weights_average(
 def main() -> None:
     try:
         app()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # outside a command (while parsing options)
+        sys.exit(interrupt_exit_code(stop_signal(exc)))
 
 
 if __name__ == "__main__":

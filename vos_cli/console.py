@@ -15,6 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from vos_cli.errors import VosError
+from vos_cli.signals import (
+    interrupt_exit_code,
+    signal_name,
+    stop_signal,
+    stop_signals_interrupt,
+)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
@@ -34,17 +40,24 @@ def note(message: str) -> None:
 
 
 def handles_errors(func: F) -> F:
-    """Clean one-line errors instead of tracebacks for anything the user can cause."""
+    """Clean one-line errors instead of tracebacks for anything the user can cause.
+
+    A VosError exits with its ``exit_code`` (2: bad input, 1: a failure while working); Ctrl-C,
+    SIGTERM and SIGHUP stop the command the same way and exit with 128 + the signal.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with stop_signals_interrupt():
+                return func(*args, **kwargs)
         except VosError as exc:
-            fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(130) from None
+            message = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            fail(message, exc.exit_code)
+        except KeyboardInterrupt as exc:
+            signum = stop_signal(exc)
+            err_console.print(f"interrupted ({signal_name(signum)})")
+            raise typer.Exit(interrupt_exit_code(signum)) from None
         except MemoryError:
             fail("out of memory; try --size to run the network at a lower resolution")
 

@@ -13,14 +13,17 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from vos_cli.errors import VosError
+from vos_cli import resume, signals
+from vos_cli.errors import DecoderError, PartialRunError, VosError, WriteError
 from vos_cli.inference.tracker import Tracker
 from vos_cli.io.alpha import ObjectAlpha
 from vos_cli.io.cutout import CutoutWriter, cutout_is_folder
 from vos_cli.io.encoder import FfmpegWriter
 from vos_cli.io.frame_rate import output_rate
-from vos_cli.io.masks import MaskWriter, object_ids, read_mask, resize_nearest
+from vos_cli.io.frames import FrameSource
+from vos_cli.io.masks import MaskWriter, mask_filename, object_ids, read_mask, resize_nearest
 from vos_cli.io.matte import MatteWriter, check_matte_path
 from vos_cli.io.overlay import OverlayWriter
 from vos_cli.io.paths import prepare_output_dir, prepare_output_file
@@ -54,6 +57,8 @@ class SegmentRequest:
     """The ids the cut-out and the matte show; None: every object of the masks."""
     feather: int = 0
     """Soften the cut-out's and matte's edges over 2 * feather + 1 pixels (0: the masks exactly)."""
+    resume: bool = False
+    """Continue the stopped run whose masks are in ``out_dir`` (see :mod:`vos_cli.resume`)."""
 
 
 @dataclass
@@ -65,11 +70,16 @@ class SegmentSummary:
     overlay: Path | None
     truncated: bool = False
     interrupted: bool = False
+    """Stopped early by Ctrl-C, SIGTERM or SIGHUP (``stop_signal``); the outputs are valid."""
     warnings: list[str] = field(default_factory=list)
     cutout: Path | None = None
     matte: Path | None = None
     network_size: int | None = None
     """The short side of the network's input (None: the network never ran)."""
+    stop_signal: int | None = None
+    """The signal that interrupted the run (SIGINT for Ctrl-C)."""
+    resumed_at: int = 0
+    """The frame a ``--resume`` run continued from (0: a run from the start)."""
 
     @property
     def outputs(self) -> list[Path]:
@@ -77,7 +87,9 @@ class SegmentSummary:
 
     @property
     def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
+        """Frames tracked per second (a resumed run's earlier frames are not tracked again)."""
+        tracked = self.frames - self.resumed_at
+        return tracked / self.seconds if self.seconds > 0 else 0.0
 
 
 def parse_mask_option(value: str) -> tuple[int, Path]:
@@ -111,10 +123,25 @@ def segment_video(
     notify: Notify = lambda message: None,
     progress: Progress = lambda done, total: None,
 ) -> SegmentSummary:
-    """Run the whole job; raises VosError for anything wrong with the user's input."""
+    """Run the whole job; raises VosError for anything wrong with the user's input.
+
+    A failure part-way (an output that cannot be written, the decoder dying, a broken frame) is
+    a :class:`PartialRunError` with the count of masks on disk, raised after every output is
+    closed: each file at its final name is then complete and valid. Ctrl-C (KeyboardInterrupt)
+    returns a summary with ``interrupted`` set instead.
+    """
     if not request.masks:
         raise VosError("no mask given: pass --mask PATH for the first frame")
     source = open_frames(request.source)
+    try:
+        return _segment(request, source, notify, progress)
+    finally:
+        source.close()
+
+
+def _segment(
+    request: SegmentRequest, source: FrameSource, notify: Notify, progress: Progress
+) -> SegmentSummary:
     size = (source.width, source.height)
     given = {}
     for frame_index, path in request.masks:
@@ -152,16 +179,30 @@ def segment_video(
     _check_distinct(
         out=out_dir, overlay=request.overlay, cutout=request.cutout, matte=request.matte
     )
+    run = resume.fingerprint(
+        request.source,
+        getattr(source, "files", None),
+        request.masks,
+        weights,
+        request.size,
+        request.flip,
+    )
+    state = _state_to_resume(request, out_dir, run)
+    own_outputs = state["outputs"] if state is not None else []
+
+    def replaceable(path: Path) -> bool:
+        return request.force or _key(path) in own_outputs
+
     if out_dir is not None:
-        out_dir = prepare_output_dir(out_dir, request.force, protect=inputs)
+        out_dir = prepare_output_dir(out_dir, request.force or state is not None, protect=inputs)
     overlay = cutout = matte = None
     if request.overlay is not None:
-        overlay = prepare_output_file(request.overlay, request.force, protect=inputs)
+        overlay = prepare_output_file(request.overlay, replaceable(request.overlay), protect=inputs)
     if request.cutout is not None:
         prepare = prepare_output_dir if cutout_folder else prepare_output_file
-        cutout = prepare(request.cutout, request.force, protect=inputs)
+        cutout = prepare(request.cutout, replaceable(request.cutout), protect=inputs)
     if request.matte is not None:
-        matte = prepare_output_file(request.matte, request.force, protect=inputs)
+        matte = prepare_output_file(request.matte, replaceable(request.matte), protect=inputs)
     rate = output_rate(source)
     if abs(rate - source.fps) > 0.01 * source.fps:
         notify(
@@ -180,11 +221,24 @@ def segment_video(
         compile=request.compile,
         flip=request.flip,
     )
-    for frame_index, labels in sorted(given.items()):
-        tracker.add_mask(frame_index, labels)
+    device = f"{tracker.device.type}/{str(tracker.dtype).removeprefix('torch.')}"
+    resumed_at = 0
+    if state is not None:
+        assert out_dir is not None
+        resumed_at = _restore(state, tracker, device, out_dir, (overlay, cutout, matte), notify)
+    else:
+        for frame_index, labels in sorted(given.items()):
+            tracker.add_mask(frame_index, labels)
+    outputs = [_key(p) for p in (overlay, cutout, matte) if p is not None]
+
+    def save_state(frame: int, snapshot: dict[str, Any]) -> Callable[[], None]:
+        assert out_dir is not None
+        return lambda: resume.save_state(out_dir, frame, snapshot, run, outputs, device)
 
     frames_done = 0
-    interrupted = failed = False
+    interrupted = False
+    failure: VosError | None = None
+    stop_signal: int | None = None
     summary_warnings: list[str] = []
     tic = time.perf_counter()
     mask_writer = MaskWriter(out_dir) if out_dir is not None else None
@@ -199,42 +253,55 @@ def segment_video(
         if matte is not None:
             video_writers.append(MatteWriter(matte, *geometry, alpha))
     except BaseException:
-        for writer in (mask_writer, *video_writers):
-            if writer is not None:
-                with contextlib.suppress(Exception):
-                    writer.close()
-        source.close()
+        _close_all([mask_writer, *video_writers], quiet=True)
         raise
     try:
+        if mask_writer is not None and state is None:
+            mask_writer.after_masks(save_state(0, tracker.snapshot()))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", TruncatedVideoWarning)
             with Prefetcher(source, maxsize=4, name="decode") as frames:
                 for frame in frames:
-                    labels = tracker.step(frame)
-                    if mask_writer is not None:
-                        mask_writer.write(frames_done, labels)
+                    if frames_done < resumed_at:  # done before: its mask is on disk
+                        assert out_dir is not None
+                        labels = None
+                        if video_writers:
+                            labels = read_mask(out_dir / mask_filename(frames_done))
+                    else:
+                        labels = tracker.step(frame)
+                        if mask_writer is not None:
+                            mask_writer.write(frames_done, labels)
+                            if (frames_done + 1) % resume.STATE_EVERY == 0:
+                                snapshot = tracker.snapshot()
+                                mask_writer.after_masks(save_state(frames_done + 1, snapshot))
                     for video_writer in video_writers:
                         video_writer.write(frame, labels)
                     frames_done += 1
                     progress(frames_done, source.num_frames)
         summary_warnings = [str(w.message) for w in caught]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP under the CLI
         interrupted = True
+        stop_signal = signals.stop_signal(exc)
+    except VosError as exc:  # a write, the decoder or a frame failed part-way
+        failure = exc
     except BaseException:
-        failed = True
+        _close_all([mask_writer, *video_writers], quiet=True)
         raise
-    finally:
-        # Flush and close writers on every path: what was written stays valid. A writer error
-        # while unwinding from another exception must not hide that exception.
-        for writer in (mask_writer, *video_writers):
-            if writer is None:
-                continue
-            try:
-                writer.close()
-            except Exception:
-                if not failed:
-                    raise
-        source.close()
+    # Flush and close writers on every path: what was written stays valid.
+    failure = _close_all([mask_writer, *video_writers], quiet=failure is not None) or failure
+    masks_written = mask_writer.written if mask_writer is not None else 0
+    on_disk = resumed_at + masks_written if mask_writer is not None else 0
+    finished = failure is None and not interrupted
+    if mask_writer is not None:
+        if finished:
+            resume.remove_state(out_dir)  # type: ignore[arg-type]
+        elif not mask_writer.failed and tracker.frame_index == on_disk:
+            # the tracker is where the masks on disk end (it changes its state only as a
+            # frame's last step, see Tracker._step): continue from right here
+            with contextlib.suppress(VosError):
+                save_state(on_disk, tracker.snapshot())()
+    if failure is not None:
+        raise _partial(failure, frames_done, on_disk, out_dir, source)
     if source.truncated and not summary_warnings:
         summary_warnings.append(
             f"the video ended early after {frames_done} frames; it looks truncated or damaged"
@@ -256,7 +323,126 @@ def segment_video(
         interrupted=interrupted,
         warnings=summary_warnings,
         network_size=min(tracker.work_shape) if tracker.work_shape else None,
+        stop_signal=stop_signal,
+        resumed_at=resumed_at,
     )
+
+
+def _restore(
+    state: dict[str, Any],
+    tracker: Tracker,
+    device: str,
+    out_dir: Path,
+    videos: tuple[Path | None, Path | None, Path | None],
+    notify: Notify,
+) -> int:
+    """Continue the stopped run: its tracker back, its temp files gone; the frame to go on at."""
+    resumed_at = int(state["frame"])
+    tracker.restore(state["tracker"])
+    overlay, cutout, matte = videos
+    cutout_folder = cutout is not None and cutout.is_dir()
+    removed = resume.remove_leftovers(
+        out_dir,
+        [p for p in (overlay, matte, None if cutout_folder else cutout) if p is not None],
+        [cutout] if cutout is not None and cutout_folder else [],
+    )
+    redone = ", ".join(str(p) for p in videos if p is not None)
+    notify(
+        (
+            f"resuming at frame {resumed_at}: the {resumed_at} masks before it are kept"
+            if resumed_at
+            else "resuming at frame 0: the stopped run saved no state past its start"
+        )
+        + (f"; {redone} encoded again from frame 0" if redone else "")
+        + (f"; {removed} temp file(s) of the stopped run removed" if removed else "")
+    )
+    if state["device"] != device:
+        notify(
+            f"the run started on {state['device']} and goes on on {device}: masks from "
+            f"frame {resumed_at} on may differ slightly from an uninterrupted run's"
+        )
+    return resumed_at
+
+
+def _key(path: Path) -> str:
+    return str(path.expanduser().resolve(strict=False))
+
+
+def _state_to_resume(
+    request: SegmentRequest, out_dir: Path | None, run: dict[str, Any]
+) -> dict[str, Any] | None:
+    """With --resume, the interrupted run's state (checked against this run); None otherwise.
+
+    Without --resume, a folder that holds an unfinished run is refused unless --force.
+    """
+    if not request.resume:
+        if out_dir is not None and not request.force and resume.state_path(out_dir).is_file():
+            raise VosError(
+                f"{out_dir} holds a run that did not finish; continue it with --resume, or "
+                "start over with --force"
+            )
+        return None
+    if request.force:
+        raise VosError("--resume continues a run and --force starts over: give one of them")
+    if out_dir is None:
+        raise VosError(
+            "--resume continues from the masks of the stopped run: give its --out folder"
+        )
+    if not out_dir.is_dir():
+        raise VosError(f"--resume: {out_dir} does not exist; nothing to continue")
+    state = resume.load_state(out_dir)
+    if state is None:
+        raise VosError(
+            f"--resume: {out_dir} holds no unfinished run (a finished run leaves no state; "
+            "a run without masks cannot be resumed)"
+        )
+    resume.check_same_run(state, run, out_dir)
+    resume.check_masks_present(out_dir, int(state["frame"]))
+    return state
+
+
+def _close_all(writers: list[Any], quiet: bool = False) -> VosError | None:
+    """Close every writer (each flushes and keeps a valid file), even when one fails.
+
+    Returns the first writer's VosError (None if all closed cleanly); with ``quiet`` (another
+    error is on its way) writer errors are dropped.
+    """
+    first: VosError | None = None
+    other: BaseException | None = None
+    for writer in writers:
+        if writer is None:
+            continue
+        try:
+            writer.close()
+        except VosError as exc:
+            first = first or exc
+        except KeyboardInterrupt as exc:  # a second Ctrl-C: the others still finish quickly
+            other = other or exc
+        except Exception as exc:
+            if not quiet:
+                other = other or exc
+    if other is not None:
+        raise other
+    return None if quiet else first
+
+
+def _partial(
+    cause: VosError, frames_done: int, on_disk: int, out_dir: Path | None, source: Any
+) -> PartialRunError:
+    """``cause`` with what the run leaves behind, as the one line the user reads."""
+    message = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    if out_dir is not None:
+        total = source.num_frames
+        of = "" if total is None else f" of {'' if source.path.is_dir() else 'about '}{total:,}"
+        full = any(text in message for text in ("No space left", "Disk quota exceeded"))
+        when = "before the disk filled" if full else "before stopping"
+        if not on_disk:
+            message += "; no mask was written"
+        else:
+            message += f"; wrote {on_disk:,}{of} masks to {out_dir} {when}, all valid"
+            if isinstance(cause, (WriteError, DecoderError)):
+                message += " (--resume continues from them)"
+    return PartialRunError(message, cause, frames_done, on_disk, out_dir)
 
 
 def _check_selection(request: SegmentRequest, known_ids: list[int]) -> None:

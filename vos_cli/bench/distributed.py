@@ -130,12 +130,12 @@ def run_on_main(ctx: DistContext, func: Callable[[], R]) -> R | None:
     results folder): the other ranks wait for the outcome instead of racing rank 0.
     """
     result: R | None = None
-    error: str | None = None
+    error: tuple[str, int] | None = None
     if ctx.is_main:
         try:
             result = func()
         except VosError as exc:
-            error = str(exc)
+            error = (str(exc), exc.exit_code)
     if ctx.active:
         import torch.distributed as dist
 
@@ -143,8 +143,15 @@ def run_on_main(ctx: DistContext, func: Callable[[], R]) -> R | None:
         dist.broadcast_object_list(box, src=0)
         error = box[0]
     if error is not None:
-        raise VosError(error)
+        raise _error(*error)
     return result
+
+
+def _error(message: str, exit_code: int) -> VosError:
+    """A VosError rebuilt on another rank: the message and exit code travel, not the class."""
+    error = VosError(message)
+    error.exit_code = exit_code
+    return error
 
 
 def gather_outcomes(ctx: DistContext, func: Callable[[], R]) -> list[R]:
@@ -154,16 +161,16 @@ def gather_outcomes(ctx: DistContext, func: Callable[[], R]) -> list[R]:
     so no rank is left waiting for one that gave up.
     """
     value: R | None = None
-    error: str | None = None
+    error: tuple[str, int] | None = None
     try:
         value = func()
     except VosError as exc:
         if not ctx.active:
             raise
-        error = str(exc)
+        error = (str(exc), exc.exit_code)
     outcomes = all_gather(ctx, (value, error))
     failures = [(rank, err) for rank, (_, err) in enumerate(outcomes) if err is not None]
     if failures:
-        rank, err = failures[0]
-        raise VosError(f"rank {rank}: {err}" if ctx.active else err)
+        rank, (message, exit_code) = failures[0]
+        raise _error(f"rank {rank}: {message}" if ctx.active else message, exit_code)
     return [v for v, _ in outcomes]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, WriteError
+from vos_cli.io.ffmpeg import FfmpegEncoder
 
 
 def encode_mp4(frames: Iterable[np.ndarray], path: Path, fps: float = 24.0) -> Path:
@@ -24,27 +25,27 @@ def encode_mp4(frames: Iterable[np.ndarray], path: Path, fps: float = 24.0) -> P
         raise VosError(f"no frames to encode into {path}")
     height, width = first.shape[:2]
     even = height % 2 == 0 and width % 2 == 0
-    writer = imageio_ffmpeg.write_frames(
+    encoder = FfmpegEncoder(
         str(path),
         (width, height),
-        fps=fps,
-        codec="libx264",
-        pix_fmt_out="yuv420p" if even else "yuv444p",
-        quality=None,
-        macro_block_size=1,
-        ffmpeg_log_level="error",
-        output_params=["-preset", "veryfast", "-crf", "20"],
+        Fraction(fps).limit_denominator(),
+        "libx264",
+        "rgb24",
+        "yuv420p" if even else "yuv444p",
+        ["-preset", "veryfast", "-crf", "20"],
     )
+    failure: str | None = None
     try:
-        writer.send(None)
         for frame in itertools.chain([first], stream):
             if frame.shape[:2] != (height, width):
                 raise VosError(
                     f"frame of {frame.shape[1]}x{frame.shape[0]} in a {width}x{height} clip"
                 )
-            writer.send(np.ascontiguousarray(frame))
-    except (OSError, RuntimeError) as exc:
-        raise VosError(f"Cannot encode the test clip {path}: {exc}") from None
+            encoder.write(frame)
+    except OSError as exc:  # ffmpeg is gone; its exit status says why
+        failure = exc.strerror or str(exc)
     finally:
-        writer.close()
+        failure = encoder.finish() or failure
+    if failure is not None:
+        raise WriteError(f"Cannot encode the test clip {path}: {failure}")
     return path

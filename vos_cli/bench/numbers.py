@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, WriteError
 
 
 def parse_counts(text: str, option: str, example: str, low: int, high: int | None) -> list[int]:
@@ -42,5 +42,5 @@ def write_json(data: dict, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
-        raise VosError(f"Cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"Cannot write {path}: {exc.strerror or exc}") from None
     return path

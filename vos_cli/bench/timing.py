@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from vos_cli.bench.metrics.report import split_label, write_csv_atomic
-from vos_cli.errors import VosError
+from vos_cli.errors import WriteError
 
 TIMING_COLUMNS = ("sequence", "frames", "model_fps", "total_fps")
 
@@ -92,7 +92,7 @@ def write_timing_csv(timing: RunTiming, out_dir: Path, split: str) -> Path:
     try:
         write_csv_atomic(path, rows)
     except OSError as exc:
-        raise VosError(f"Cannot write {path}: {exc.strerror or exc}") from None
+        raise WriteError(f"Cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

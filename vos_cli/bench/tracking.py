@@ -17,7 +17,7 @@ import numpy as np
 from vos_cli.bench import protocol
 from vos_cli.bench.metrics.report import split_label
 from vos_cli.bench.timing import SequenceTiming
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, reworded
 from vos_cli.io.masks import NamedPngWriter
 from vos_cli.io.video import Prefetcher
 
@@ -135,8 +135,8 @@ def track_and_write(
             writer.abort()
             raise
         writer.close()
-    except VosError as exc:
-        raise VosError(f"sequence {name}: {exc}") from None
+    except VosError as exc:  # same class: a failed write stays a failure (exit code 1)
+        raise reworded(exc, f"sequence {name}: {exc}") from None
     return SequenceTiming(
         name, num_frames, tracker.num_objects, model_seconds, time.perf_counter() - start
     )

@@ -34,7 +34,7 @@ from vos_cli.bench.tracking import (
     track_and_write,
 )
 from vos_cli.data.davis import read_label_png, read_rgb_frame
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, WriteError
 from vos_cli.inference.runtime import resolve_device
 from vos_cli.io.atomic import temp_beside
 from vos_cli.io.masks import NamedPngWriter
@@ -266,7 +266,7 @@ def zip_submission(videos: list[YtvosVideo], results_dir: Path) -> Path:
             )
         os.replace(tmp, target)
     except OSError as exc:
-        raise VosError(f"Cannot write {target}: {exc.strerror or exc}") from None
+        raise WriteError(f"Cannot write {target}: {exc.strerror or exc}") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return target

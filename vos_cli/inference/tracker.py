@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from vos_cli.inference.runtime import (
 from vos_cli.inference.sizing import size_for_first_mask, working_size
 from vos_cli.model.agame import STRIDE, AGame, ObjectState, pool_to_stride16, two_channel
 from vos_cli.model.aggregation import aggregate, margins, mean_probability_log_odds
+from vos_cli.model.appearance import MixtureParams
 from vos_cli.model.fold import fold_frozen_batchnorm
 
 IGNORE = 255
@@ -125,6 +127,37 @@ class Tracker:
             raise VosError(f"the mask for frame {frame_index} contains no object")
         self.pending[frame_index] = label_map.astype(np.uint8, copy=False)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the tracker carries to its next frame, as CPU tensors and plain values.
+
+        A tracker of the same model and options given it by :meth:`restore` continues exactly
+        as this one would (``vos segment --resume``). Small: per object, the mixture, the
+        first-frame encoding and two masks at stride 16; plus masks given for later frames.
+        """
+        return {
+            "frame_index": self.frame_index,
+            "size": self.size,
+            "work_shape": None if self.work_shape is None else list(self.work_shape),
+            "object_ids": list(self.object_ids),
+            "states": None if self.states is None else [_state_tensors(s) for s in self.states],
+            "pending": {int(i): torch.from_numpy(m.copy()) for i, m in self.pending.items()},
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (of a tracker with the same model and options)."""
+        self.reset()
+        self.frame_index = int(snapshot["frame_index"])
+        self.size = snapshot["size"]
+        shape = snapshot["work_shape"]
+        self.work_shape = None if shape is None else (int(shape[0]), int(shape[1]))
+        self.object_ids = [int(i) for i in snapshot["object_ids"]]
+        states = snapshot["states"]
+        if states is not None:
+            if len(states) != self.views:
+                raise VosError("the saved tracker state was made with another --flip setting")
+            self.states = [_state_from_tensors(s, self.device) for s in states]
+        self.pending = {int(i): m.numpy().astype(np.uint8) for i, m in snapshot["pending"].items()}
+
     # ------------------------------------------------------------------------------------------
     def _to_input(self, frame: np.ndarray) -> tuple[Tensor, tuple[int, int]]:
         height, width = frame.shape[:2]
@@ -202,7 +235,7 @@ class Tracker:
             else:
                 probs = torch.ones((1, *padded), device=self.device)
 
-            given = self.pending.pop(self.frame_index, None)
+            given = self.pending.get(self.frame_index)
             new_ids: list[int] = []
             if given is not None:
                 if given.shape != (height, width):
@@ -225,17 +258,19 @@ class Tracker:
                     probs = torch.cat([probs, probs.new_zeros((len(new_ids), *padded))])
                 probs = _override(probs, labels, all_ids, first=self.states is None)
 
-            if self.states is not None:
+            # the new state is built aside and committed below, all at once
+            states = self.states
+            if states is not None:
                 object_probs = probs[1 : self.num_objects + 1, None]
                 mask16 = pool_to_stride16(two_channel(object_probs))
-                self.states = [
+                states = [
                     self.model.update(
                         encoding,
                         state,
                         owners[view],
                         coarse[view] if coarse is not None else _as_view(mask16, view),
                     )
-                    for view, state in enumerate(self.states)
+                    for view, state in enumerate(states)
                 ]
             if new_ids:
                 start = self.num_objects + 1
@@ -248,17 +283,22 @@ class Tracker:
                     )
                     for view in range(self.views)
                 ]
-                self.states = (
+                states = (
                     new_states
-                    if self.states is None
+                    if states is None
                     else [
                         ObjectState.cat([old, new])
-                        for old, new in zip(self.states, new_states, strict=True)
+                        for old, new in zip(states, new_states, strict=True)
                     ]
                 )
-                self.object_ids.extend(new_ids)
 
+        # Commit, frame_index first: a Ctrl-C that lands between these lines leaves a frame
+        # index one ahead of the masks written, and vos segment saves no state from a tracker
+        # whose index does not match them (see vos_cli.resume); before them, nothing changed.
         self.frame_index += 1
+        self.pending.pop(self.frame_index - 1, None)
+        self.states = states
+        self.object_ids = self.object_ids + new_ids
         if self.states is None:
             return np.zeros((height, width), dtype=np.uint8)
         return self._to_label_map(probs, work, (height, width))
@@ -294,6 +334,37 @@ def argmax_channels(probs: Tensor) -> Tensor:
         best = torch.where(better, probs[channel], best)
         index.masked_fill_(better, channel)
     return index
+
+
+def _state_tensors(state: ObjectState) -> dict[str, Tensor | None]:
+    """An ObjectState as named CPU tensors (strides and dtype kept: restored bit for bit)."""
+
+    def cpu(x: Tensor | None) -> Tensor | None:
+        return None if x is None else x.detach().to("cpu", copy=True)
+
+    mixture = state.mixture
+    return {
+        "mixture_mean": cpu(mixture.mean) if mixture is not None else None,
+        "mixture_var": cpu(mixture.var) if mixture is not None else None,
+        "first_encoding": cpu(state.first_encoding),
+        "first_mask": cpu(state.first_mask),
+        "prev_mask": cpu(state.prev_mask),
+    }
+
+
+def _state_from_tensors(tensors: dict[str, Tensor | None], device: torch.device) -> ObjectState:
+    def to(x: Tensor | None) -> Tensor | None:
+        return None if x is None else x.to(device)
+
+    mean, var = to(tensors["mixture_mean"]), to(tensors["mixture_var"])
+    first_mask, prev_mask = to(tensors["first_mask"]), to(tensors["prev_mask"])
+    assert first_mask is not None and prev_mask is not None
+    return ObjectState(
+        MixtureParams(mean, var) if mean is not None and var is not None else None,
+        to(tensors["first_encoding"]),
+        first_mask,
+        prev_mask,
+    )
 
 
 def _as_view(x: Tensor, view: int) -> Tensor:

@@ -6,6 +6,8 @@
 * :mod:`vos_cli.io.background`, :mod:`vos_cli.io.closing`: bounded background jobs, ``with``.
 * :mod:`vos_cli.io.masks`: DAVIS palette, ``read_mask`` / ``write_mask``, the mask writers.
 * :mod:`vos_cli.io.encoder`: ``FfmpegWriter``, the threaded, atomic ffmpeg writer of every video.
+* :mod:`vos_cli.io.ffmpeg`: the ffmpeg processes (encoder, decoder), their exit status checked.
+* :mod:`vos_cli.io.atomic`: ``write_atomically`` (temp file beside the target, then rename).
 * :mod:`vos_cli.io.overlay`: ``OverlayWriter`` (H.264 video with coloured masks).
 * :mod:`vos_cli.io.alpha`, :mod:`~vos_cli.io.cutout`, :mod:`~vos_cli.io.matte`: the chosen objects'
   alpha, ``CutoutWriter`` (video with alpha, or RGBA PNGs), ``MatteWriter`` (grayscale H.264).

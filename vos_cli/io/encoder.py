@@ -3,18 +3,21 @@
 The machinery every video output shares (the overlay, the cut-out, the matte): subclasses say how
 to encode (:meth:`FfmpegWriter._setup`, which also checks the name and takes the subclass's own
 arguments) and how a frame and its label map become the picture ffmpeg encodes
-(:meth:`FfmpegWriter._render`). Rendering and encoding (``imageio_ffmpeg.write_frames``) run in one
-worker thread (a single-worker ``ThreadPoolExecutor``, a bounded number of frames ahead) so they
-overlap with the network. A video file appears under its final name only once the encoder has
-finished cleanly, and it does so also when the run stops early (exception, Ctrl-C): what was written
-up to then is kept as a valid, shorter video rather than a broken file. An image sequence
-(``folder/%05d.png``) is written by ffmpeg file by file, each file atomically.
+(:meth:`FfmpegWriter._render`). Rendering and encoding (an ffmpeg process,
+:class:`~vos_cli.io.ffmpeg.FfmpegEncoder`) run in one worker thread (a single-worker
+``ThreadPoolExecutor``, a bounded number of frames ahead) so they overlap with the network. A video file appears under its final name only once the encoder has
+finished cleanly (ffmpeg's exit status 0), and it does so also when the run stops early (exception,
+Ctrl-C): what was written up to then is kept as a valid, shorter video rather than a broken file.
+An encoder that fails (a full disk, an I/O error, ffmpeg killed) is a
+:class:`~vos_cli.errors.WriteError` naming the file and the cause, and its temp file is removed.
+An image sequence (``folder/%05d.png``) is written by ffmpeg file by file, each file atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -24,14 +27,22 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
 import numpy as np
 
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, WriteError
 from vos_cli.io.atomic import temp_beside
 from vos_cli.io.closing import Closing
+from vos_cli.io.ffmpeg import FfmpegEncoder
 
 __all__ = ["Encoding", "FfmpegWriter"]
+
+
+def _reason(err: BaseException) -> str:
+    """A worker exception as the cause in a one-line message."""
+    text = str(err).strip()
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _size(path: Path) -> int:
@@ -67,9 +78,10 @@ class FfmpegWriter(Closing):
     The video is encoded into a hidden temp file next to ``path`` and renamed into place by
     :meth:`close`. Leaving the ``with`` block on an exception (including Ctrl-C) finishes the
     frames already handed over, closes the encoder cleanly and still renames, so the target is a
-    valid, shorter video; the exception then propagates. If the encoder fails, or no frame was
-    written, the temp file is removed and nothing is created. With :attr:`Encoding.sequence`,
-    ``path`` is a folder that ffmpeg fills file by file instead.
+    valid, shorter video; the exception then propagates. If the encoder fails (then
+    :class:`WriteError`), or no frame was written, the temp file is removed and nothing is
+    created. With :attr:`Encoding.sequence`, ``path`` is a folder that ffmpeg fills file by file
+    instead.
 
     An odd width or height is padded (with :attr:`Encoding.even_size`) by one pixel (a copy of
     the last column / row) on the right / bottom. Frames and masks passed to :meth:`write` are
@@ -119,19 +131,9 @@ class FfmpegWriter(Closing):
                 raise self._error_for(err.strerror or str(err)) from None
             target = os.path.abspath(self.path / self._sequence)
         self._target = target
-        self._encoder_args: dict[str, Any] = {
-            "size": (self._enc_w, self._enc_h),
-            "fps": self.fps,
-            "codec": encoding.codec,
-            "pix_fmt_in": encoding.pix_fmt_in,
-            "pix_fmt_out": encoding.pix_fmt_out,
-            "quality": None,  # rate control given explicitly in output_params
-            "macro_block_size": 1,  # never let imageio rescale the frames
-            "ffmpeg_log_level": "error",  # keep ffmpeg's chatter out of the progress display
-            "output_params": list(encoding.output_params),
-        }
-        self._encoder: Any = None  # the ffmpeg generator, used only in the worker
-        self._error: BaseException | None = None
+        self._encoding = encoding
+        self._encoder: FfmpegEncoder | None = None  # used only in the worker
+        self._error: str | None = None  # why the encoder failed, first reason only
         self._closed = False
         self._abort = threading.Event()  # second Ctrl-C: skip queued frames, just finish
         self._maxsize = maxsize
@@ -159,33 +161,45 @@ class FfmpegWriter(Closing):
         try:
             step(*args)
         except BaseException as err:  # re-raised in the caller's thread
-            self._error = err
+            self._error = _reason(err)
             self._close_encoder()
 
     def _start(self) -> None:
-        self._encoder = imageio_ffmpeg.write_frames(self._target, **self._encoder_args)
-        self._encoder.send(None)  # starts ffmpeg
+        encoding = self._encoding
+        self._encoder = FfmpegEncoder(
+            self._target,
+            (self._enc_w, self._enc_h),
+            self.fps,
+            encoding.codec,
+            encoding.pix_fmt_in,
+            encoding.pix_fmt_out,
+            list(encoding.output_params),
+        )
 
     def _encode(self, frame: np.ndarray, labels: np.ndarray) -> None:
         out = self._render(frame, labels)
         if (self._enc_w, self._enc_h) != (self.width, self.height):
             pad = [(0, self._enc_h - self.height), (0, self._enc_w - self.width)]
             out = np.pad(out, pad + [(0, 0)] * (out.ndim - 2), mode="edge")
-        self._encoder.send(np.ascontiguousarray(out))
+        assert self._encoder is not None
+        try:
+            self._encoder.write(out)
+        except OSError:  # ffmpeg is gone: its exit status and log say why
+            encoder, self._encoder = self._encoder, None
+            self._error = self._error or encoder.finish() or "the ffmpeg encoder stopped"
+            return
         self.frames_written += 1
 
     def _close_encoder(self) -> None:
         """Last job in the worker (also after a failure): let ffmpeg finish the file."""
         encoder, self._encoder = self._encoder, None
         if encoder is not None:
-            try:
-                encoder.close()  # stdin closed, waits for ffmpeg to finish the file
-            except BaseException as err:
-                self._error = self._error or err
-        # write_frames ignores ffmpeg's exit status; an encoder that failed before
-        # the pipe filled up is only visible as an empty (or missing) output
+            failure = encoder.finish()  # stdin closed, waits for ffmpeg to finish the file
+            # with no frame there is no file to keep, and ffmpeg's complaint about it is moot
+            if failure is not None and self.frames_written > 0:
+                self._error = self._error or failure
         if self._error is None and self.frames_written > 0 and not self._has_output():
-            self._error = RuntimeError("the ffmpeg encoder stopped (see its message above)")
+            self._error = "the ffmpeg encoder wrote nothing"
 
     def _has_output(self) -> bool:
         if self._sequence is None:
@@ -218,15 +232,11 @@ class FfmpegWriter(Closing):
             self._finish(keep=False)
             self._raise_error()
 
-    def _error_for(self, reason: str) -> VosError:
-        return VosError(f"Cannot write {self.what} {self.path}: {reason}")
+    def _error_for(self, reason: str) -> WriteError:
+        return WriteError(f"Cannot write {self.what} {self.path}: {reason}")
 
     def _raise_error(self) -> None:
-        err = self._error
-        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "Broken pipe" in msg:  # ffmpeg exited; it printed its reason on stderr
-            msg = "the ffmpeg encoder stopped (see its message above)"
-        raise self._error_for(msg) from None
+        raise self._error_for(self._error or "the ffmpeg encoder failed") from None
 
     def _finish(self, keep: bool) -> bool:
         """Stop the worker (after queued frames) and move/remove the temp file.
@@ -254,7 +264,9 @@ class FfmpegWriter(Closing):
     def _move_into_place(self, keep: bool) -> bool:
         ok = keep and self._error is None and self.frames_written > 0
         if self._sequence is not None:
-            return ok  # ffmpeg wrote each file in place, atomically
+            # ffmpeg wrote each file in place, atomically; one it failed on stays a temp file
+            self._remove_partial_frames()
+            return ok
         try:
             if ok:
                 os.replace(self._tmp, self.path)
@@ -266,6 +278,17 @@ class FfmpegWriter(Closing):
                 self._tmp.unlink()
             raise self._error_for(err.strerror or str(err)) from None
         return ok
+
+    def _remove_partial_frames(self) -> None:
+        """Delete ``00012.png.tmp`` files (``-atomic_writing``) that ffmpeg left on failing."""
+        assert self._sequence is not None
+        name = re.sub(r"%0?\d*d", r"\\d+", re.escape(self._sequence))
+        pattern = re.compile(name + r"\.tmp$")
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.path):
+                if pattern.match(entry.name):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def close(self) -> None:
         """Finish encoding and move the video into place; raises VosError if ffmpeg failed.

@@ -7,15 +7,14 @@ palette, so they open in the usual VOS tools and evaluation scripts unchanged.
 
 from __future__ import annotations
 
-import contextlib
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vos_cli.errors import VosError
-from vos_cli.io.atomic import temp_beside
+from vos_cli.io.atomic import write_atomically
 from vos_cli.io.background import BackgroundJobs
 
 __all__ = [
@@ -126,26 +125,14 @@ def write_mask(path: str | Path, label_map: np.ndarray) -> None:
     (no fsync: this guards against our process dying, not against power loss).
 
     Raises:
-        VosError: the file cannot be written (permissions, disk full, ...).
+        WriteError: the file cannot be written (permissions, disk full, ...).
         ValueError: ``label_map`` is not a 2-D array of values in 0..255.
     """
     path = Path(path)
     arr = _as_label_map(label_map)
     img = Image.frombytes("P", (arr.shape[1], arr.shape[0]), arr.tobytes())
     img.putpalette(DAVIS_PALETTE.tobytes())
-    tmp: str | None = None
-    try:
-        fd, tmp = temp_beside(path)
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        raise VosError(f"Cannot write mask {path}: {err.strerror or err}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+    write_atomically(path, lambda file: img.save(file, format="PNG"), "mask")
 
 
 def resize_nearest(label_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -178,16 +165,25 @@ class MaskWriter(BackgroundJobs):
 
     A failure is re-raised by a later :meth:`write` or by :meth:`close`; leaving a ``with``
     block flushes what was queued, also on an exception or Ctrl-C, so every mask handed over is
-    on disk (each PNG is atomic).
+    on disk (each PNG is atomic). After a failed mask no later one is written, so the masks on
+    disk are always frames ``first .. first + written - 1`` without a gap.
     """
 
     def __init__(self, folder: str | Path, maxsize: int = 8) -> None:
         self.folder = _make_folder(folder)
         self.written = 0
+        """Masks this writer has put on disk."""
+        self.failed = False
         super().__init__(maxsize, name="mask-writer")
 
     def _write(self, path: Path, label_map: np.ndarray) -> None:
-        write_mask(path, label_map)
+        if self.failed:
+            return
+        try:
+            write_mask(path, label_map)
+        except BaseException:
+            self.failed = True
+            raise
         self.written += 1
 
     def write(self, index: int, label_map: np.ndarray) -> None:
@@ -199,6 +195,18 @@ class MaskWriter(BackgroundJobs):
         self.submit(
             self._write, self.folder / mask_filename(index), _as_label_map(label_map).copy()
         )
+
+    def after_masks(self, job: Callable[[], None]) -> None:
+        """Run ``job`` in the writer's thread once every mask queued so far is on disk.
+
+        Skipped if a mask failed: what ``job`` writes (the resume state) may then count on
+        every earlier mask being there.
+        """
+        self.submit(self._after_masks, job)
+
+    def _after_masks(self, job: Callable[[], None]) -> None:
+        if not self.failed:
+            job()
 
 
 class NamedPngWriter(BackgroundJobs):

@@ -10,19 +10,18 @@ on a damaged file still produces masks for everything that could be read.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import imageio_ffmpeg
 import numpy as np
 
-from vos_cli.errors import VosError
+from vos_cli.errors import DecoderError, VosError
+from vos_cli.io.ffmpeg import FfmpegDecoder
 from vos_cli.io.frame_folder import FolderFrameSource
 from vos_cli.io.frames import (
     DEFAULT_FOLDER_FPS,
@@ -97,11 +96,13 @@ def _ffmpeg_reason(text: str) -> str:
 
 
 class VideoFileSource(FrameSource):
-    """Frames of a video file, decoded by ffmpeg (``imageio_ffmpeg.read_frames``).
+    """Frames of a video file, decoded by ffmpeg (:class:`~vos_cli.io.ffmpeg.FfmpegDecoder`).
 
     ffmpeg runs as a subprocess and streams raw RGB frames through a pipe; its own
     ``-f image2pipe`` output keeps the decoded frames as they are (no frame-rate
-    conversion, rotation metadata applied).
+    conversion, rotation metadata applied). A damaged file is decoded as far as ffmpeg can
+    (it skips what it cannot read and exits normally); a decoder that itself fails part-way
+    (crashed, killed) raises :class:`~vos_cli.errors.DecoderError` naming the last good frame.
     """
 
     def __init__(self, path: Path) -> None:
@@ -110,9 +111,9 @@ class VideoFileSource(FrameSource):
         self.frames_read = 0
         self._closed = False
         self._lock = threading.Lock()
-        self._active: Generator[Any, Any, None] | None = None
-        gen, meta = self._start()
-        self._pending: Generator[Any, Any, None] | None = gen
+        self._active: FfmpegDecoder | None = None
+        decoder, meta = self._start()
+        self._pending: FfmpegDecoder | None = decoder
         self.width, self.height = (int(v) for v in meta["size"])
         fps = float(meta.get("fps") or 0.0)
         duration = float(meta.get("duration") or 0.0)
@@ -121,64 +122,70 @@ class VideoFileSource(FrameSource):
         self.num_frames = estimate if estimate > 0 else None
         self.codec = str(meta.get("codec", ""))
 
-    def _start(self) -> tuple[Generator[Any, Any, None], dict[str, Any]]:
-        """Start ffmpeg and read the header; the returned generator yields raw frames."""
+    def _start(self) -> tuple[FfmpegDecoder, dict[str, Any]]:
+        """Start ffmpeg and read the header; the decoder then gives raw frames."""
         # absolute path: ffmpeg would read a name like 'concat:x' or 'http:x' as a protocol
-        gen = imageio_ffmpeg.read_frames(os.path.abspath(self.path))
         try:
-            meta = next(gen)
-        except (OSError, RuntimeError, StopIteration) as err:
-            gen.close()
+            decoder = FfmpegDecoder(os.path.abspath(self.path))
+        except OSError as err:
             raise VosError(
                 f"Cannot read {self.path} as a video: {_ffmpeg_reason(str(err))}"
             ) from None
-        except BaseException:
-            gen.close()
-            raise
+        meta = decoder.meta
         codec = str(meta.get("codec", ""))
         size = meta.get("size") or (0, 0)
         if codec in _TEXT_CODECS:
-            gen.close()
+            decoder.close()
             raise VosError(f"Not a video: {self.path} (looks like a text file)")
         if size[0] <= 0 or size[1] <= 0:
-            gen.close()
+            decoder.close()
             raise VosError(f"Cannot read {self.path} as a video: it has no picture size")
-        return gen, meta
+        return decoder, meta
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._closed:
             raise ValueError(f"frame source {self.path} is closed")
         with self._lock:
-            gen, self._pending = self._pending, None
-        if gen is None:
-            gen, _ = self._start()
-        return self._frames(gen)
+            decoder, self._pending = self._pending, None
+        if decoder is None:
+            decoder, _ = self._start()
+        return self._frames(decoder)
 
-    def _frames(self, gen: Generator[Any, Any, None]) -> Iterator[np.ndarray]:
-        self._active = gen
+    def _frames(self, decoder: FfmpegDecoder) -> Iterator[np.ndarray]:
+        self._active = decoder
         self.truncated = False
         self.frames_read = 0
         shape = (self.height, self.width, 3)
         cut_short = False
+        failure: str | None = None
         try:
             while not self._closed:
                 try:
-                    raw = next(gen)
-                except StopIteration:
-                    break
-                except RuntimeError:
-                    # read_frames raises when ffmpeg stopped in the middle of a frame
+                    raw = decoder.read(self.height * self.width * 3)
+                except EOFError:  # ffmpeg stopped in the middle of a frame
                     cut_short = True
+                    raw = None
+                if raw is None:
+                    failure = None if self._closed else decoder.failure()
                     break
                 # copy: frombuffer over bytes is read-only, and torch wants writable arrays
                 frame = np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
                 self.frames_read += 1
                 yield frame
         finally:
-            gen.close()
+            decoder.close()
             self._active = None
         if self._closed:
             return
+        if failure is not None:
+            # a damaged file ends with ffmpeg's exit status 0 (handled below); this is the
+            # decoder itself failing, so the frames after this one are unknown
+            if not self.frames_read:
+                raise VosError(f"Cannot decode video {self.path}: {failure}")
+            raise DecoderError(
+                f"Cannot decode video {self.path} past frame {self.frames_read - 1} "
+                f"({self.frames_read} frames decoded): {failure}"
+            )
         if self.frames_read == 0:
             raise VosError(f"Cannot decode video {self.path}: no frame could be decoded")
         expected = self.num_frames
@@ -204,7 +211,6 @@ class VideoFileSource(FrameSource):
             pending.close()
         active = self._active
         if active is not None:
-            # stops ffmpeg now; ValueError: running in another thread, which then stops
-            # after the current frame because _closed is set
-            with contextlib.suppress(ValueError):
-                active.close()
+            # stops ffmpeg now, also when another thread is reading from it: that thread then
+            # sees the end of the stream and stops quietly because _closed is set
+            active.close()

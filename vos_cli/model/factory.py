@@ -14,14 +14,13 @@ supplies its ImageNet weights is a dependency, so nothing is lost.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vos_cli.errors import VosError
-from vos_cli.io.atomic import temp_beside
+from vos_cli.errors import VosError, WriteError
+from vos_cli.io.atomic import write_atomically
 from vos_cli.model.agame import AGame
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.official import convert_official, is_official_checkpoint
@@ -56,18 +55,18 @@ def checkpoint_dict(
     }
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the target folder, then rename: never a half-written file."""
+def atomic_save(obj: Any, path: str | Path, what: str = "weights file") -> None:
+    """torch.save to a temp file in the target folder, then rename: never a half-written file.
+
+    An earlier file at ``path`` stays loadable when the write fails (:class:`WriteError`, which
+    names ``what``, the path and the cause, e.g. a full disk).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = temp_beside(path)
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(f"Cannot create folder {path.parent}: {err.strerror or err}") from None
+    write_atomically(path, lambda file: torch.save(obj, file), what)
 
 
 def save_weights(

@@ -39,7 +39,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    atomic_save({"format": TRAIN_FORMAT, **payload}, path)
+    """Replaces ``path`` atomically: on a failed write (WriteError) the previous one loads."""
+    atomic_save({"format": TRAIN_FORMAT, **payload}, path, what="checkpoint")
 
 
 def load_training_checkpoint(path: Path) -> dict[str, Any]:

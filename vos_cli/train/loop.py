@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, WriteError, reworded
 from vos_cli.inference.runtime import (
     autocast,
     keep_freed_memory,
@@ -40,6 +40,7 @@ from vos_cli.model.factory import (
     save_weights,
 )
 from vos_cli.model.fold import fold_frozen_batchnorm
+from vos_cli.signals import STOP_SIGNALS, Interrupted
 from vos_cli.train.checkpoint import (
     load_training_checkpoint,
     rng_state,
@@ -78,30 +79,37 @@ class TrainResult:
     best_metric: float | None
     interrupted: bool
     stopped_early: bool
+    stop_signal: int | None = None
+    """The signal that interrupted the run (SIGINT, SIGTERM, SIGHUP), when ``interrupted``."""
 
 
 class _Interrupt:
-    """SIGINT sets a flag; the loop saves a checkpoint at the next step boundary and stops."""
+    """SIGINT, SIGTERM or SIGHUP sets a flag; the loop saves a checkpoint at the next step
+    boundary and stops. A signal the process ignores (``nohup``: SIGHUP) stays ignored."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not in the main thread
-            self._previous = None
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            try:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not in the main thread
+                break
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested:  # a second Ctrl-C aborts at once
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt if signum == signal.SIGINT else Interrupted(signum)
         self.requested = True
+        self.signum = signum
 
     def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -232,7 +240,16 @@ class Trainer:
     def _save(self, name: str, epoch: int, batch_in_epoch: int) -> None:
         if self.is_main:
             path = self.out_dir / "checkpoints" / name
-            save_training_checkpoint(path, self._state(epoch, batch_in_epoch))
+            try:
+                save_training_checkpoint(path, self._state(epoch, batch_in_epoch))
+            except WriteError as exc:  # the file is replaced atomically: the old one is whole
+                kept = (
+                    f"; {path} still holds the previous checkpoint (--resume last continues "
+                    "from it)"
+                    if path.is_file()
+                    else ""
+                )
+                raise reworded(exc, f"{exc} at step {self.step}{kept}") from None
 
     def _restore(self, path: Path) -> tuple[int, int]:
         data = load_training_checkpoint(path)
@@ -249,10 +266,22 @@ class Trainer:
         return int(data["epoch"]), int(data["batch_in_epoch"])
 
     def _write_log(self, record: dict[str, Any]) -> None:
+        """Append one line; on a failed write the log is cut back to its last whole line."""
         if not self.is_main:
             return
-        with open(self.out_dir / "log.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        path = self.out_dir / "log.jsonl"
+        line = json.dumps(record) + "\n"
+        try:
+            with open(path, "a") as fh:
+                start = fh.tell()
+                try:
+                    fh.write(line)
+                    fh.flush()
+                except OSError:
+                    fh.truncate(start)
+                    raise
+        except OSError as exc:
+            raise WriteError(f"Cannot write {path}: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -330,7 +359,13 @@ class Trainer:
         if self.world > 1 and dist.is_initialized():
             dist.barrier()
         return TrainResult(
-            self.out_dir, self.step, epoch, self.best_metric, interrupted, stopped_early
+            self.out_dir,
+            self.step,
+            epoch,
+            self.best_metric,
+            interrupted,
+            stopped_early,
+            interrupt.signum if interrupted else None,
         )
 
     def _train_step(self, batch: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from vos_cli.errors import VosError
+from vos_cli.errors import VosError, WriteError
 
 
 def read_log(path: Path) -> tuple[list[dict], list[dict]]:
@@ -93,7 +93,7 @@ def plot_log(path: Path, out: Path | None = None) -> Path:
     try:
         figure.savefig(out, dpi=100)
     except OSError as exc:
-        raise VosError(f"Cannot write {out}: {exc.strerror or exc}") from None
+        raise WriteError(f"Cannot write {out}: {exc.strerror or exc}") from None
     finally:
         plt.close(figure)
     return out

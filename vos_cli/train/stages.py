@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vos_cli.errors import VosError
-from vos_cli.io.atomic import temp_beside
+from vos_cli.io.atomic import write_atomically
 from vos_cli.train.config import Stage
 
 DONE = "stage-done.json"
@@ -32,11 +31,8 @@ def stage_dir(run_dir: Path, stage: Stage) -> Path:
 
 
 def _mark_done(folder: Path, summary: dict[str, Any]) -> None:
-    path = folder / DONE
-    fd, tmp = temp_beside(path)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(summary, fh)
-    os.replace(tmp, path)
+    data = json.dumps(summary).encode()
+    write_atomically(folder / DONE, lambda file: file.write(data), "stage marker")
 
 
 def run_stages(

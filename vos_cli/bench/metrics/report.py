@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.table import Table
 
 from vos_cli.bench.metrics.stats import GLOBAL_COLUMNS, BenchResult
-from vos_cli.errors import VosError
+from vos_cli.errors import WriteError
 from vos_cli.io.atomic import temp_beside
 
 SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
@@ -57,7 +57,7 @@ def write_results_csv(result: BenchResult, out_dir: Path, split: str) -> tuple[P
         rows += [[o.name, _fmt(o.j_mean), _fmt(o.f_mean)] for o in result.objects]
         write_csv_atomic(seq_path, rows)
     except OSError as exc:
-        raise VosError(f"Cannot write results CSVs to {out_dir}: {exc}") from exc
+        raise WriteError(f"Cannot write results CSVs to {out_dir}: {exc.strerror or exc}") from None
     return global_path, seq_path
 
 
