@@ -183,7 +183,7 @@ class MaskMaker:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise VosError(f"set_image needs an HxWx3 uint8 RGB frame, got {rgb.shape} {rgb.dtype}")
         self.height, self.width = rgb.shape[:2]
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0
+        image = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float() / 255.0
         self._image = image - 0.5  # so that crop padding (0) is mid grey
         self._cache.clear()
 
