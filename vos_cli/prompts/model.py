@@ -86,9 +86,11 @@ class MaskMakerConfig:
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """Convolution, BatchNorm, ReLU."""
     pad = dilation * (k - 1) // 2
     return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation),
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
 
@@ -97,7 +99,10 @@ class _Residual(nn.Module):
     def __init__(self, dim: int, dilation: int) -> None:
         super().__init__()
         self.a = _conv(dim, dim, dilation=dilation)
-        self.b = nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation)
+        self.b = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(dim),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x + self.b(self.a(x)))
