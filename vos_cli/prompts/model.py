@@ -53,7 +53,7 @@ class MaskMakerConfig:
     """The crop's shorter side is grown until long / short is at most this."""
     click_sigma: float = 6.0
     """Width of a click's Gaussian bump, in crop pixels."""
-    train_from: str = "blocks.5"
+    train_from: str = "blocks.8"
     """First fine-tuned backbone stage (see Lite0Backbone); earlier ones stay ImageNet's."""
     dim16: int = 128
     dim8: int = 64
