@@ -235,3 +235,47 @@ def test_train_command_checkpoints_resumes_and_writes_the_mask_maker(tmp_path, m
     assert "training finished: 5 steps" in more.output
     bad = runner.invoke(app, ["train", "--config", str(config), "--set", "model.nope=1"])
     assert bad.exit_code == 2 and "unknown config key 'model.nope'" in bad.output
+
+
+def test_a_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
+    import signal
+
+    from vos_cli.prompts.train import MaskMakerTrainer, parse_maskmaker_config
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    root = write_instances(tmp_path / "inst")
+
+    def config():
+        cfg = parse_maskmaker_config(tomllib.loads(tiny_config_toml(root, 4)))
+        cfg.val.every_steps = 0
+        return cfg
+
+    whole = MaskMakerTrainer(config(), tmp_path / "whole", log=lambda m: None, progress=False)
+    assert whole.run().steps == 4
+    original = MaskMakerTrainer.train_step
+
+    def stop_after_two(self, batch):
+        record = original(self, batch)
+        if self.step == 1:  # the second step: SIGINT, as Ctrl-C would
+            signal.raise_signal(signal.SIGINT)
+        return record
+
+    monkeypatch.setattr(MaskMakerTrainer, "train_step", stop_after_two)
+    parts = tmp_path / "parts"
+    stopped = MaskMakerTrainer(config(), parts, log=lambda m: None, progress=False).run()
+    assert stopped.interrupted and stopped.steps == 2 and stopped.weights is None
+    monkeypatch.setattr(MaskMakerTrainer, "train_step", original)
+    last = parts / "checkpoints" / "last.pt"
+    resumed = MaskMakerTrainer(config(), parts, resume=last, log=lambda m: None, progress=False)
+    assert resumed.run().steps == 4
+    # the checkpoints keep float32 weights: bit for bit the same
+    a = torch.load(tmp_path / "whole" / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(last, weights_only=True)
+    assert a["step"] == b["step"] == 4
+    a, b = a["weights"]["state_dict"], b["weights"]["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (parts / "maskmaker.pt").is_file()
