@@ -145,7 +145,7 @@ def mask(
         err_console.print(f"warning: {warning}")
     extra = f" and {result.preview}" if result.preview is not None else ""
     out_console.print(
-        f"wrote {result.out}{extra}: {len(objects)} object(s), {result.seconds:.2f} s"
+        f"wrote {result.out}{extra}: {len(objects)} object(s), network {result.seconds:.2f} s"
     )
 
 

@@ -132,6 +132,8 @@ def make_mask_file(
     if previews is not None:
         prepare_output_file(previews, force, protect=protect)
     rgb = read_frame(source, frame)
+    import vos_cli.prompts.predictor  # noqa: F401  (torch's import is not the network's time)
+
     tic = time.perf_counter()
     labels = make_label_map(rgb, objects, weights, device)
     seconds = time.perf_counter() - tic
