@@ -153,12 +153,18 @@ def test_max_stride_reaches_the_real_video_sources(tmp_path):
 
 
 def test_every_shipped_config_parses():
-    from vos_cli.train.config import builtin_config_names
+    from vos_cli.prompts.train import is_maskmaker_config, load_maskmaker_experiment
+    from vos_cli.train.config import builtin_config_names, load_config_dict
 
     names = builtin_config_names()
-    assert {"smoke", "lite0-cpu", "paper-r101"} <= set(names)
+    assert {"smoke", "lite0-cpu", "paper-r101", "maskmaker-lite0"} <= set(names)
     for name in names:
-        assert load_config(name).name == name
+        if is_maskmaker_config(load_config_dict(name)):  # the mask maker's, not the tracker's
+            assert load_maskmaker_experiment(name, []).name == name
+            with pytest.raises(VosError, match="mask-maker config"):
+                load_config(name)
+        else:
+            assert load_config(name).name == name
 
 
 def test_every_experiment_config_parses():

@@ -22,6 +22,7 @@ from vos_cli.options import (
     DeviceOpt,
     FlipOpt,
     ForceOpt,
+    KeepsArgsCommand,
     PrecisionOpt,
     SizeOpt,
     WeightsOpt,
@@ -73,9 +74,85 @@ def _global_options(
     pass
 
 
-@app.command()
+BoxOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--box",
+        help="An object's box X0,Y0,X1,Y1 in frame pixels (x right, y down); one object per "
+        "--box, ids 1, 2, ... in the order given.",
+        metavar="X0,Y0,X1,Y1",
+    ),
+]
+PointOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--point",
+        help="A click X,Y on the object of the last --box before it (no box: an object made "
+        "of clicks); N:X,Y names object N.",
+        metavar="[N:]X,Y",
+    ),
+]
+BgPointOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--bg-point",
+        help="A click X,Y on something that must stay out of the object (as --point).",
+        metavar="[N:]X,Y",
+    ),
+]
+
+
+@app.command(cls=KeepsArgsCommand)
+@handles_errors
+def mask(
+    ctx: typer.Context,
+    source: Annotated[Path, typer.Argument(help="Image, video or folder of frames.")],
+    out: Annotated[Path, typer.Option("--out", help="The mask to write (.png, DAVIS palette).")],
+    box: BoxOpt = None,  # type: ignore[assignment]
+    point: PointOpt = None,  # type: ignore[assignment]
+    bg_point: BgPointOpt = None,  # type: ignore[assignment]
+    frame: Annotated[
+        int, typer.Option("--frame", help="The frame of a video or frame folder (0 = first).")
+    ] = 0,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview/--no-preview", help="Also write OUT-preview.png: the frame, mask over it."
+        ),
+    ] = True,
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Mask maker weights (default: the one shipped with vos)."),
+    ] = None,
+    device: DeviceOpt = "auto",
+    force: ForceOpt = False,
+) -> None:
+    """Make a first-frame mask from a box or a few clicks per object."""
+    from vos_cli.prompts.command import make_mask_file, prompts_from_cli
+
+    objects = prompts_from_cli(ctx.meta.get("vos_raw_args"), box, point, bg_point)
+    result = make_mask_file(
+        source,
+        objects,
+        out,
+        frame=frame,
+        preview=preview,
+        weights=weights,
+        device=device,
+        force=force,
+    )
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}")
+    extra = f" and {result.preview}" if result.preview is not None else ""
+    out_console.print(
+        f"wrote {result.out}{extra}: {len(objects)} object(s), network {result.seconds:.2f} s"
+    )
+
+
+@app.command(cls=KeepsArgsCommand)
 @handles_errors
 def segment(
+    ctx: typer.Context,
     source: Annotated[
         Path | None, typer.Argument(help="Video file or folder of frames (or give --jobs).")
     ] = None,
@@ -162,8 +239,24 @@ def segment(
             "its --out folder; give the same inputs and options. Videos are encoded again.",
         ),
     ] = False,
+    box: BoxOpt = None,  # type: ignore[assignment]
+    point: PointOpt = None,  # type: ignore[assignment]
+    bg_point: BgPointOpt = None,  # type: ignore[assignment]
+    mask_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--mask-weights",
+            help="With --box/--point: the mask maker's weights (default: the shipped one).",
+        ),
+    ] = None,
 ) -> None:
-    """Follow the objects of a first-frame mask through a video (or many: --jobs)."""
+    """Follow the objects of a first-frame mask (or of boxes and clicks on frame 0) through a
+    video (or many: --jobs)."""
+    prompted = bool(box or point or bg_point)
+    if jobs is not None and prompted:
+        raise VosError("--box, --point and --bg-point are for one video, not --jobs")
+    if mask_weights is not None and not prompted:
+        raise VosError("--mask-weights goes with --box or --point")
     if jobs is not None:
         if resume:
             raise VosError("--resume is for one video; --jobs skips finished jobs by itself")
@@ -214,8 +307,27 @@ def segment(
         segment_video,
     )
 
+    first_mask = None
+    if prompted:
+        from vos_cli.prompts.command import (
+            empty_objects,
+            make_label_map,
+            prompts_from_cli,
+            read_frame,
+        )
+
+        prompt_objects = prompts_from_cli(ctx.meta.get("vos_raw_args"), box, point, bg_point)
+        if not prompt_objects:
+            raise VosError("no object given: pass --box X0,Y0,X1,Y1 or --point X,Y")
+        if not source.exists():
+            raise VosError(f"Video not found: {source}")
+        frame0 = read_frame(source, 0)
+        first_mask = make_label_map(frame0, prompt_objects, mask_weights, device)
+        for warning in empty_objects(first_mask, prompt_objects):
+            err_console.print(f"warning: {warning}")
     request = SegmentRequest(
         source=source,
+        first_mask=first_mask,
         masks=[parse_mask_option(m) for m in (mask or [])],
         out_dir=out,
         overlay=overlay,
@@ -276,7 +388,9 @@ def train(
     config: Annotated[
         str | None,
         typer.Option(
-            "--config", help="Config file (.toml) or shipped name: smoke, lite0-cpu, paper-r101."
+            "--config",
+            help="Config file (.toml) or shipped name: smoke, lite0-cpu, paper-r101; "
+            "maskmaker-lite0 trains the mask maker of vos mask / --box.",
         ),
     ] = None,
     out: Annotated[
@@ -297,7 +411,7 @@ def train(
     ] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
 ) -> None:
-    """Train A-GAME end to end (recurrent unrolling over snippets)."""
+    """Train A-GAME end to end (recurrent unrolling over snippets), or the mask maker."""
     if plot is not None:
         from vos_cli.train.plot import plot_log
 
@@ -305,8 +419,16 @@ def train(
         out_console.print(f"wrote {png}")
         return
     if config is None:
-        raise VosError("--config is required (a .toml file, or smoke / lite0-cpu / paper-r101)")
-    from vos_cli.train.config import load_stages
+        raise VosError(
+            "--config is required (a .toml file, or smoke / lite0-cpu / paper-r101 / "
+            "maskmaker-lite0)"
+        )
+    from vos_cli.prompts.train import is_maskmaker_config
+    from vos_cli.train.config import load_config_dict, load_stages
+
+    if is_maskmaker_config(load_config_dict(config)):
+        _train_maskmaker(config, out, resume, set_ or [], progress)
+        return
     from vos_cli.train.loop import Trainer
     from vos_cli.train.stages import run_stages
 
@@ -339,6 +461,38 @@ def train(
     )
     if result.interrupted:
         raise typer.Exit(interrupt_exit_code(getattr(result, "stop_signal", None) or signal.SIGINT))
+
+
+def _train_maskmaker(
+    config: str, out: Path | None, resume: str | None, overrides: list[str], progress: bool
+) -> None:
+    """``vos train`` with a mask-maker config (vos_cli/prompts/train.py)."""
+    from vos_cli.prompts.train import MaskMakerTrainer, load_maskmaker_experiment
+
+    experiment = load_maskmaker_experiment(config, overrides)
+    run_dir = out or Path("runs") / experiment.name
+    last = run_dir / "checkpoints" / "last.pt"
+    resume_path = None
+    if resume is not None:
+        resume_path = last if resume in ("", "last") else Path(resume)
+    elif last.exists():
+        raise VosError(
+            f"{run_dir} already holds a run; continue it with --resume last, or choose another --out"
+        )
+    trainer = MaskMakerTrainer(
+        experiment, run_dir, resume=resume_path, log=out_console.print, progress=progress
+    )
+    result = trainer.run()
+    best = "" if result.best is None else f", best validation score {result.best:.4f}"
+    if result.interrupted:
+        out_console.print(
+            f"training interrupted (checkpoint saved): {result.steps} steps{best} -> {run_dir}; "
+            "--resume last continues"
+        )
+        raise typer.Exit(interrupt_exit_code(result.stop_signal or signal.SIGINT))
+    out_console.print(
+        f"training finished: {result.steps} steps{best} -> {result.weights} (the mask maker)"
+    )
 
 
 @weights_app.command("info")

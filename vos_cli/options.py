@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto | cpu | cuda")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto | fp32 | bf16 | fp16")]
@@ -46,3 +47,13 @@ CompileOpt = Annotated[
         "--compile", help="torch.compile the backbone: ~30 s once, then faster with one object."
     ),
 ]
+
+
+class KeepsArgsCommand(typer.core.TyperCommand):
+    """A command that keeps its raw arguments in ``ctx.meta["vos_raw_args"]``: click parses each
+    repeated option into a list of its own, and the order of --box and --point across them
+    matters (see vos_cli.prompts.types.ordered_prompt_options)."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta["vos_raw_args"] = list(args)
+        return super().parse_args(ctx, args)

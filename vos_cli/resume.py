@@ -41,6 +41,7 @@ _OPTION_NAMES = {
     "weights": "--weights",
     "size": "--size",
     "flip": "--flip",
+    "prompts": "--box / --point mask",
 }
 
 

@@ -8,12 +8,15 @@ encoding in writer threads); memory stays flat however long the video is.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vos_cli import resume, signals
 from vos_cli.errors import DecoderError, PartialRunError, VosError, WriteError
@@ -59,6 +62,9 @@ class SegmentRequest:
     """Soften the cut-out's and matte's edges over 2 * feather + 1 pixels (0: the masks exactly)."""
     resume: bool = False
     """Continue the stopped run whose masks are in ``out_dir`` (see :mod:`vos_cli.resume`)."""
+    first_mask: np.ndarray | None = None
+    """A label map for frame 0 made in memory (``vos segment --box``, see vos_cli.prompts):
+    its ids follow the highest id of ``masks``; a --mask for frame 0 keeps its own pixels."""
 
 
 @dataclass
@@ -130,8 +136,8 @@ def segment_video(
     closed: each file at its final name is then complete and valid. Ctrl-C (KeyboardInterrupt)
     returns a summary with ``interrupted`` set instead.
     """
-    if not request.masks:
-        raise VosError("no mask given: pass --mask PATH for the first frame")
+    if not request.masks and request.first_mask is None:
+        raise VosError("no mask given: pass --mask PATH or --box X0,Y0,X1,Y1 for the first frame")
     source = open_frames(request.source)
     try:
         return _segment(request, source, notify, progress)
@@ -157,6 +163,8 @@ def _segment(
             if not object_ids(labels):
                 raise VosError(f"mask {path} has no object left after resizing to the video size")
         given[frame_index] = labels
+    if request.first_mask is not None:
+        given[0] = _add_first_mask(request.first_mask, given, size)
     if 0 not in given:
         notify(f"no mask for frame 0: frames before {min(given)} get no objects")
     known_ids = sorted({i for labels in given.values() for i in object_ids(labels)})
@@ -187,6 +195,8 @@ def _segment(
         request.size,
         request.flip,
     )
+    if request.first_mask is not None:
+        run["prompts"] = hashlib.sha256(request.first_mask.tobytes()).hexdigest()
     state = _state_to_resume(request, out_dir, run)
     own_outputs = state["outputs"] if state is not None else []
 
@@ -326,6 +336,29 @@ def _segment(
         stop_signal=stop_signal,
         resumed_at=resumed_at,
     )
+
+
+def _add_first_mask(
+    labels: np.ndarray, given: dict[int, np.ndarray], size: tuple[int, int]
+) -> np.ndarray:
+    """Frame 0's label map with the in-memory mask's objects added after the --mask ids."""
+    if (labels.shape[1], labels.shape[0]) != size:
+        raise VosError(
+            f"the frame-0 mask is {labels.shape[1]}x{labels.shape[0]}, the video {size[0]}x{size[1]}"
+        )
+    offset = max((max(object_ids(m), default=0) for m in given.values()), default=0)
+    ids = object_ids(labels)
+    if not ids:
+        raise VosError("the mask made from --box / --point holds no object")
+    if offset + max(ids) > 254:
+        raise VosError(
+            f"too many objects: ids would pass 254 ({offset} from --mask, {len(ids)} more)"
+        )
+    extra = np.where((labels > 0) & (labels < 255), labels.astype(np.int32) + offset, 0)
+    base = given.get(0)
+    if base is None:
+        return extra.astype(np.uint8)
+    return np.where((base == 0) & (extra > 0), extra, base).astype(np.uint8)
 
 
 def _restore(

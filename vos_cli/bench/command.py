@@ -277,6 +277,48 @@ def _show(table: Any, data: dict[str, Any], json_out: Path | None) -> None:
         out_console.print(f"wrote {write_json(data, json_out)}")
 
 
+@bench_app.command("prompts")
+@handles_errors
+def prompts(
+    root: Annotated[
+        Path,
+        typer.Option(
+            "--root",
+            help="The shared data folder holding coco-extra, coco-person, weizmann-horse and "
+            "davis16-train (their held-out objects are scored).",
+        ),
+    ] = Path("../shared/data"),
+    weights: Annotated[
+        Path | None,
+        typer.Option("--weights", help="Mask maker weights (default: the one shipped with vos)."),
+    ] = None,
+    clicks: Annotated[
+        int, typer.Option("--clicks", help="Corrective clicks simulated after the box.")
+    ] = 3,
+    max_items: Annotated[
+        int, typer.Option("--max-items", help="Only the first N objects of each source (0: all).")
+    ] = 0,
+    threads: Annotated[
+        int, typer.Option("--threads", help="CPU threads for the network (0: torch's default).")
+    ] = 2,
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda")] = "cpu",
+    json_out: JsonOpt = None,
+) -> None:
+    """The mask maker (vos mask): mean IoU from a box and after corrective clicks, s per box."""
+    from vos_cli.prompts.bench import prompt_table, run_prompt_bench, summary_dict
+
+    summary, scores = run_prompt_bench(
+        root,
+        weights,
+        max_items=max_items,
+        max_clicks=clicks,
+        threads=threads,
+        device=device,
+        progress=lambda done, total: note(f"{done}/{total} objects") if done % 25 == 0 else None,
+    )
+    _show(prompt_table(summary, threads), summary_dict(summary, scores), json_out)
+
+
 @bench_app.command("speed")
 @handles_errors
 def speed(

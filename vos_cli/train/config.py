@@ -265,6 +265,11 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 def load_stages(name_or_path: str, overrides: list[str] | None = None) -> list[Stage]:
     """Every stage of a config, fully resolved; a config without stages is one unnamed stage."""
     data = load_config_dict(name_or_path)
+    if data.get("kind") == "mask-maker":
+        raise VosError(
+            f"{name_or_path} is a mask-maker config (vos mask, --box), not a tracker's: "
+            "vos train runs it"
+        )
     raw = data.pop("stages", None) or [{"name": ""}]
     if not isinstance(raw, list) or not all(isinstance(s, dict) for s in raw):
         raise VosError("config key 'stages' must be an array of tables ([[stages]])")
