@@ -223,3 +223,32 @@ def test_command_prints_the_address_first_and_stops_cleanly_on_ctrl_c(
     assert len(overlay) == len(masks)
     _, cutout = decode_video(out / "cutout.mov", rgba=True)
     assert len(cutout) == len(masks)
+
+
+def test_page_files_are_installed_with_the_package(tmp_path: Path) -> None:
+    """The wheel carries index.html, app.js and style.css (package-data), and the page
+    refers only to them."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    root = tmp_path / "src"  # a copy: building leaves build/ and *.egg-info behind
+    source = Path(__file__).resolve().parents[1]
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    for name in ("vos_cli", "weights"):
+        shutil.copytree(source / name, root / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(source / name, root / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+        + ["-w", str(tmp_path / "dist"), str(root)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = (tmp_path / "dist").glob("vos_cli-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("index.html", "app.js", "style.css"):
+        assert f"vos_cli/app/static/{name}" in names
+    assert "vos_cli/app/server.py" in names
