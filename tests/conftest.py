@@ -152,3 +152,20 @@ def start_in_own_session(argv: list[str]) -> subprocess.Popen:
         env=env,
         start_new_session=True,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_maskmaker_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mask maker with a random backbone and a head that says "object" everywhere: its mask
+    of a box is exactly the box's crop window (see vos_cli.prompts.predictor.crop_window)."""
+    from vos_cli.prompts.model import MaskMakerConfig, MaskMakerNet, save_maskmaker
+
+    torch.manual_seed(0)
+    config = MaskMakerConfig(crop_size=64, dim16=8, dim8=8, dim4=8, dim2=8, prompt_dim=8)
+    net = MaskMakerNet(config, backbone_weights=None)
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.fill_(6.0)
+    path = tmp_path_factory.mktemp("maskmaker") / "tiny-maskmaker.pt"
+    save_maskmaker(net, path, meta={"note": "random test mask maker"})
+    return path

@@ -105,6 +105,7 @@ BgPointOpt = Annotated[
 @app.command(cls=KeepsArgsCommand)
 @handles_errors
 def mask(
+    ctx: typer.Context,
     source: Annotated[Path, typer.Argument(help="Image, video or folder of frames.")],
     out: Annotated[Path, typer.Option("--out", help="The mask to write (.png, DAVIS palette).")],
     box: BoxOpt = None,  # type: ignore[assignment]
@@ -129,7 +130,7 @@ def mask(
     """Make a first-frame mask from a box or a few clicks per object."""
     from vos_cli.prompts.command import make_mask_file, prompts_from_cli
 
-    objects = prompts_from_cli(box, point, bg_point)
+    objects = prompts_from_cli(ctx.meta.get("vos_raw_args"), box, point, bg_point)
     result = make_mask_file(
         source,
         objects,
@@ -190,6 +191,7 @@ def annotate(
 @app.command(cls=KeepsArgsCommand)
 @handles_errors
 def segment(
+    ctx: typer.Context,
     source: Annotated[
         Path | None, typer.Argument(help="Video file or folder of frames (or give --jobs).")
     ] = None,
@@ -353,14 +355,14 @@ def segment(
             read_frame,
         )
 
-        objects = prompts_from_cli(box, point, bg_point)
-        if not objects:
+        prompt_objects = prompts_from_cli(ctx.meta.get("vos_raw_args"), box, point, bg_point)
+        if not prompt_objects:
             raise VosError("no object given: pass --box X0,Y0,X1,Y1 or --point X,Y")
         if not source.exists():
             raise VosError(f"Video not found: {source}")
         frame0 = read_frame(source, 0)
-        first_mask = make_label_map(frame0, objects, mask_weights, device)
-        for warning in empty_objects(first_mask, objects):
+        first_mask = make_label_map(frame0, prompt_objects, mask_weights, device)
+        for warning in empty_objects(first_mask, prompt_objects):
             err_console.print(f"warning: {warning}")
     request = SegmentRequest(
         source=source,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 import typer.core
 
@@ -55,6 +54,6 @@ class KeepsArgsCommand(typer.core.TyperCommand):
     repeated option into a list of its own, and the order of --box and --point across them
     matters (see vos_cli.prompts.types.ordered_prompt_options)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
         ctx.meta["vos_raw_args"] = list(args)
         return super().parse_args(ctx, args)

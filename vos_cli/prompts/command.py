@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -30,11 +29,13 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def prompts_from_cli(
-    boxes: Sequence[str] | None, points: Sequence[str] | None, bg_points: Sequence[str] | None
+    raw: Sequence[str] | None,
+    boxes: Sequence[str] | None,
+    points: Sequence[str] | None,
+    bg_points: Sequence[str] | None,
 ) -> list[ObjectPrompt]:
-    """The objects of a command's --box / --point / --bg-point options, in the order typed."""
-    ctx = click.get_current_context(silent=True)
-    raw = ctx.meta.get("vos_raw_args") if ctx is not None else None
+    """The objects of a command's --box / --point / --bg-point options, in the order typed
+    (``raw``: the command's arguments, ``ctx.meta["vos_raw_args"]`` of a KeepsArgsCommand)."""
     options = ordered_prompt_options(raw, boxes or [], points or [], bg_points or [])
     return group_prompts(options)
 

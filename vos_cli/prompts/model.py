@@ -53,7 +53,7 @@ class MaskMakerConfig:
     """The crop's shorter side is grown until long / short is at most this."""
     click_sigma: float = 6.0
     """Width of a click's Gaussian bump, in crop pixels."""
-    train_from: str = "blocks.5"
+    train_from: str = "blocks.8"
     """First fine-tuned backbone stage (see Lite0Backbone); earlier ones stay ImageNet's."""
     dim16: int = 128
     dim8: int = 64
@@ -86,9 +86,11 @@ class MaskMakerConfig:
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """Convolution, BatchNorm, ReLU."""
     pad = dilation * (k - 1) // 2
     return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation),
+        nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout),
         nn.ReLU(inplace=True),
     )
 
@@ -97,7 +99,10 @@ class _Residual(nn.Module):
     def __init__(self, dim: int, dilation: int) -> None:
         super().__init__()
         self.a = _conv(dim, dim, dilation=dilation)
-        self.b = nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation)
+        self.b = nn.Sequential(
+            nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(dim),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x + self.b(self.a(x)))
