@@ -149,6 +149,45 @@ def mask(
     )
 
 
+@app.command()
+@handles_errors
+def annotate(
+    source: Annotated[Path, typer.Argument(help="Video file or folder of frames.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the mask and the outputs (default: VIDEO_vos/)."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Print the address, do not open a browser.")
+    ] = False,
+    mask: Annotated[
+        str | None,
+        typer.Option("--mask", help="A mask to fix: PATH (frame 0) or N:PATH (frame N)."),
+    ] = None,
+    weights: WeightsOpt = None,
+    mask_weights: Annotated[
+        Path | None,
+        typer.Option("--mask-weights", help="Mask maker weights (default: the shipped one)."),
+    ] = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Open a page in your browser to point at the objects, check the mask and track."""
+    from vos_cli.app.server import serve
+    from vos_cli.app.workspace import Workspace
+    from vos_cli.segment import parse_mask_option
+
+    workspace = Workspace(
+        source,
+        out,
+        mask=parse_mask_option(mask) if mask else None,
+        weights=weights,
+        mask_weights=mask_weights,
+        device=device,
+    )
+    serve(workspace, port, open_browser=not no_browser, say=lambda m: err_console.print(m))
+
+
 @app.command(cls=KeepsArgsCommand)
 @handles_errors
 def segment(
