@@ -1,4 +1,4 @@
-"""Frame 0's mixture kept beside the running one, and the confidence gate on the update."""
+"""Frame 0's mixture kept beside the running one."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 from tests.conftest import TINY, first_mask, moving_shapes_frames
 from vos_cli.inference.tracker import Tracker
-from vos_cli.model.agame import ObjectState, confident_cells, two_channel
+from vos_cli.model.agame import ObjectState, two_channel
 from vos_cli.model.config import ModelConfig
 from vos_cli.model.factory import build_model
 
@@ -16,19 +16,6 @@ def _frame(model, seed: int) -> tuple:
     g = torch.Generator().manual_seed(seed)
     images = torch.rand(1, 3, 64, 96, generator=g)
     return model.encode_frame(images)
-
-
-def test_confident_cells_zeroes_only_unsure_cells():
-    p = torch.tensor([0.95, 0.7, 0.5, 0.2, 0.05]).view(1, 1, 1, 5)
-    mask = two_channel(p)
-    gated = confident_cells(mask, 0.7)
-    # (not-object, object) by hand: 0.95 -> (0, .95); 0.7 -> (0, .7); 0.5 -> (0, 0);
-    # 0.2 -> (.8, 0); 0.05 -> (.95, 0).
-    expected_bg = torch.tensor([0.0, 0.0, 0.0, 0.8, 0.95])
-    expected_fg = torch.tensor([0.95, 0.7, 0.0, 0.0, 0.0])
-    torch.testing.assert_close(gated[0, 0, 0], expected_bg)
-    torch.testing.assert_close(gated[0, 1, 0], expected_fg)
-    assert confident_cells(mask, 0.0) is mask
 
 
 def test_first_frame_mixture_is_kept_while_the_running_one_moves():
@@ -56,9 +43,9 @@ def test_first_frame_mixture_is_kept_while_the_running_one_moves():
     torch.testing.assert_close(both.index(torch.tensor([1])).first_mixture.mean, start_mean)
 
 
-def test_tracker_runs_a_model_with_both_mixtures_and_the_gate():
+def test_tracker_runs_a_model_with_both_mixtures():
     torch.manual_seed(0)
-    config = ModelConfig(**TINY, first_frame_mixture=True, update_confidence=0.7)
+    config = ModelConfig(**TINY, first_frame_mixture=True)
     model = build_model(config, backbone_weights=None).eval()
     tracker = Tracker(model, device="cpu", precision="fp32")
     frames = moving_shapes_frames(4)

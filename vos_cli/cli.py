@@ -567,14 +567,6 @@ def weights_convert(
             "in the first mask (0 = no switch).",
         ),
     ] = None,
-    update_confidence: Annotated[
-        float | None,
-        typer.Option(
-            "--update-confidence",
-            help="Record the test-time gate: only cells at least this sure update the "
-            "running appearance model (0 = all).",
-        ),
-    ] = None,
 ) -> None:
     """Convert a checkpoint (e.g. the authors' A-GAME release) into vos's own format."""
     from vos_cli.model.weights_info import convert_weights
@@ -586,7 +578,6 @@ def weights_convert(
         half=half,
         inference_size=inference_size,
         small_object_size=small_object_size,
-        update_confidence=update_confidence,
     )
     out_console.print(f"wrote {target}")
 

@@ -96,17 +96,6 @@ def pool_to_stride16(mask: Tensor) -> Tensor:
     return F.avg_pool2d(mask, kernel_size=STRIDE, stride=STRIDE)
 
 
-def confident_cells(mask16: Tensor, threshold: float) -> Tensor:
-    """The fed-back (not-object, object) mask with every cell below ``threshold`` zeroed.
-
-    An uncertain cell (a look-alike the network half believes) then teaches the running mixture
-    nothing, instead of pulling its object components towards the background. 0 keeps all.
-    """
-    if threshold <= 0.0:
-        return mask16
-    return mask16 * (mask16 >= threshold).to(mask16.dtype)
-
-
 class AGame(nn.Module):
     """A-GAME: backbone, appearance module, mask propagation, fusion, upsampling."""
 
@@ -201,8 +190,7 @@ class AGame(nn.Module):
         mixture = state.mixture
         if self.appearance is not None and self.config.update_appearance:
             x = frame.appearance_x[owner]
-            fit_mask = confident_cells(mask16, self.config.update_confidence)
-            mixture = self.appearance.update(x, fit_mask, mixture, self.config.update_rate)
+            mixture = self.appearance.update(x, mask16, mixture, self.config.update_rate)
             if self.config.detach_appearance:
                 mixture = MixtureParams(mixture.mean.detach(), mixture.var.detach())
         return replace(state, mixture=mixture, prev_mask=mask16)

@@ -57,9 +57,6 @@ class ModelConfig:
     # Keep frame 0's mixture, never updated, beside the running one; the fusion sees both
     # scores. What the first frame knows then survives an update that learned a leak.
     first_frame_mixture: bool = False
-    # Only cells whose fed-back object (or background) probability is at least this confident
-    # update the running mixture; 0 = every cell, softly weighted (the paper). A test-time knob.
-    update_confidence: float = 0.0
     cov_reg_init: float = -2.0
     # Initialisation of the appearance projection: "kaiming" (uniform, the authors' choice for
     # every head conv) or "pytorch" (nn.Conv2d's own, 2.45x smaller bounds; the shipped lite0
@@ -89,8 +86,6 @@ class ModelConfig:
             raise VosError("at least one of use_appearance and use_propagation must be on")
         if self.appearance_init not in ("kaiming", "pytorch"):
             raise VosError("appearance_init must be 'kaiming' or 'pytorch'")
-        if not 0.0 <= self.update_confidence < 1.0:
-            raise VosError("update_confidence must be in [0, 1)")
         if self.test_recurrence not in ("aggregated_fine", "coarse"):
             raise VosError("test_recurrence must be 'aggregated_fine' or 'coarse'")
 

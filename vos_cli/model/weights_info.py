@@ -54,22 +54,16 @@ def convert_weights(
     half: bool = False,
     inference_size: int | None = None,
     small_object_size: int | None = None,
-    update_confidence: float | None = None,
 ) -> None:
     """Write any supported file as a vos weights file, checking it loads into our network.
 
     ``inference_size`` records the short side the network should run at by default, and
-    ``small_object_size`` the one for videos with a small object (:mod:`vos_cli.inference.sizing`);
-    ``update_confidence`` the test-time gate on the mixture update (:mod:`vos_cli.model.agame`).
+    ``small_object_size`` the one for videos with a small object (:mod:`vos_cli.inference.sizing`).
     ``half`` stores floating-point tensors as float16 (half the size; loading casts them back to
     the network's float32), which is how the shipped default model stays small enough for git.
     """
     weights, _ = normalise_weights(read_weights_file(source), Path(source))
-    sizes = {
-        "inference_size": inference_size,
-        "small_object_size": small_object_size,
-        "update_confidence": update_confidence,
-    }
+    sizes = {"inference_size": inference_size, "small_object_size": small_object_size}
     sizes = {k: v for k, v in sizes.items() if v is not None}
     if sizes:
         weights = dict(weights)
