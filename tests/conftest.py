@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -151,7 +152,15 @@ def start_in_own_session(argv: list[str]) -> subprocess.Popen:
         text=True,
         env=env,
         start_new_session=True,
+        # A run under nohup ignores SIGHUP, and children inherit that: the child gets the
+        # default disposition a terminal session has, so the signal tests mean the same anywhere.
+        preexec_fn=_default_hangup,
     )
+
+
+def _default_hangup() -> None:
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
