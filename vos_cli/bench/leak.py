@@ -10,16 +10,14 @@ for each object of the sequence.
 
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vos_cli.bench.metrics.report import write_csv_atomic
 from vos_cli.data.davis import VOID_ID, DavisSequence, read_label_png
 from vos_cli.errors import VosError
-from vos_cli.io.atomic import temp_beside
 
 LEAK_COLUMNS = ("Sequence", "FP-Area", "Missed", "J-First-Quarter", "J-Last-Quarter")
 
@@ -108,12 +106,5 @@ def write_leak_csv(scores: list[LeakScore], path: Path) -> Path:
     rows = [list(LEAK_COLUMNS)]
     for s in [*scores, mean_leak(scores)]:
         rows.append([s.name, *(f"{v:.3f}" for v in (s.fp_area, s.missed, s.j_first, s.j_last))])
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh, lineterminator="\n").writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_csv_atomic(Path(path), rows)
     return Path(path)
