@@ -327,14 +327,9 @@ class MaskMakerTrainer:
         atomic_save(self._state(), self.out_dir / "checkpoints" / name, what="checkpoint")
 
     def _restore(self, path: Path) -> None:
-        if not path.is_file():
-            raise VosError(f"checkpoint to resume from not found: {path}")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise VosError(f"cannot read checkpoint {path} ({type(exc).__name__})") from None
-        if not isinstance(data, dict) or data.get("format") != TRAIN_FORMAT:
-            raise VosError(f"{path} is not a mask maker training checkpoint")
+        from vos_cli.train.checkpoint import load_training_checkpoint
+
+        data = load_training_checkpoint(path, TRAIN_FORMAT, "mask maker training checkpoint")
         self.net.load_state_dict(data["weights"]["state_dict"])
         self.optimizer.load_state_dict(data["optimizer"])
         self.scheduler.load_state_dict(data["scheduler"])

@@ -43,13 +43,17 @@ def save_training_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_save({"format": TRAIN_FORMAT, **payload}, path, what="checkpoint")
 
 
-def load_training_checkpoint(path: Path) -> dict[str, Any]:
+def load_training_checkpoint(
+    path: Path, expected_format: str = TRAIN_FORMAT, kind: str = "vos training checkpoint"
+) -> dict[str, Any]:
+    """A training checkpoint's dict; ``expected_format`` tells the tracker's from the mask
+    maker's, which share this loader and the one-line errors."""
     if not path.is_file():
         raise VosError(f"checkpoint to resume from not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise VosError(f"cannot read checkpoint {path} ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != TRAIN_FORMAT:
-        raise VosError(f"{path} is not a vos training checkpoint")
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        raise VosError(f"{path} is not a {kind}")
     return data
