@@ -77,6 +77,15 @@ def wait_for(driver, script: str, timeout: float = 30.0):
     raise AssertionError(f"timed out waiting for {script!r}; the page says {status!r}")
 
 
+def wait_for_alert(driver, timeout: float = 30.0):
+    """The page asks before writing over outputs only after a request to the server has
+    answered, so the dialog opens a moment after the click: wait for it."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout).until(expected_conditions.alert_is_present())
+
+
 def drag(driver, element, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Press at ``start`` and release at ``end``, fractions of ``element``'s size from its
     top-left corner (Selenium's offsets count from the centre)."""
@@ -163,7 +172,7 @@ def test_box_mask_track_outputs(browser, annotate_server: AnnotateServer, tmp_pa
     # Track again: the page asks before writing over; "Cancel" leaves every file alone
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     driver.find_element(By.ID, "track").click()
-    alert = driver.switch_to.alert
+    alert = wait_for_alert(driver)
     assert "exist" in alert.text
     alert.dismiss()
     time.sleep(0.5)
@@ -217,7 +226,7 @@ def test_loaded_mask_is_shown_and_tracked_after_confirmation(
         assert ids == ["1", "4"]
         browser.find_element(By.ID, "cutout").send_keys("PNG")  # the PNG folder
         browser.find_element(By.ID, "track").click()
-        alert = browser.switch_to.alert
+        alert = wait_for_alert(browser)
         assert "masks" in alert.text
         alert.accept()
         wait_for(browser, "document.body.dataset.job == 'done'", timeout=120)
