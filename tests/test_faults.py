@@ -293,17 +293,21 @@ def test_training_stops_on_sigterm_with_a_checkpoint(tmp_path) -> None:
 
 @pytest.mark.slow  # a vos command in a subprocess
 @posix_only
-def test_vos_train_stopped_by_sigterm(tmp_path) -> None:
-    """The command: exit 143 and a clear message; the checkpoint it saved on the way out loads."""
+@pytest.mark.parametrize("whole_group", [False, True], ids=["process", "group"])
+def test_vos_train_stopped_by_sigterm(tmp_path, whole_group: bool) -> None:
+    """The command: exit 143 and a clear message; the checkpoint it saved on the way out loads.
+    Also when the signal reaches the whole process group (``timeout``, a job scheduler), its
+    data-loader worker included."""
     run_dir = tmp_path / "run"
     args = ["train", "--config", "smoke", "--out", run_dir, "--no-progress"]
-    proc = start_in_own_session(["-m", "vos_cli", *map(str, args), "--set", "optim.epochs=1000"])
+    args += ["--set", "optim.epochs=1000", "--set", f"data.workers={int(whole_group)}"]
+    proc = start_in_own_session(["-m", "vos_cli", *map(str, args)])
     try:
         deadline = time.monotonic() + 120
         while not (run_dir / "log.jsonl").is_file() or not (run_dir / "log.jsonl").read_text():
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGTERM)
+        (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:

@@ -71,3 +71,15 @@ def stop_signals_interrupt() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """A DataLoader ``worker_init_fn``: the loader's workers ignore Ctrl-C, SIGTERM and SIGHUP.
+
+    A terminal's Ctrl-C, ``timeout`` and a job scheduler signal the whole process group. A
+    worker that died of it would make the main process fail mid-step with "DataLoader worker
+    killed by signal" (a traceback, no checkpoint); ignoring it there lets the main process
+    stop as it does alone (finish the step, save a checkpoint) and shut its workers down.
+    """
+    for signum in (signal.SIGINT, *STOP_SIGNALS):
+        signal.signal(signum, signal.SIG_IGN)

@@ -397,6 +397,7 @@ class MaskMakerTrainer:
         return metrics
 
     def run(self) -> PromptTrainResult:
+        from vos_cli.signals import ignore_stop_signals
         from vos_cli.train.loop import _Interrupt
 
         self._setup()
@@ -411,6 +412,7 @@ class MaskMakerTrainer:
             self.samples,
             batch_sampler=_StepBatches(self.step, cfg.optim.steps, cfg.data.batch_size),
             num_workers=cfg.data.workers,
+            worker_init_fn=ignore_stop_signals,
         )
         interrupted = False
         tic = time.perf_counter()

@@ -40,7 +40,7 @@ from vos_cli.model.factory import (
     save_weights,
 )
 from vos_cli.model.fold import fold_frozen_batchnorm
-from vos_cli.signals import STOP_SIGNALS, Interrupted
+from vos_cli.signals import STOP_SIGNALS, Interrupted, ignore_stop_signals
 from vos_cli.train.checkpoint import (
     load_training_checkpoint,
     rng_state,
@@ -321,6 +321,7 @@ class Trainer:
                     ),
                     num_workers=cfg.data.workers,
                     persistent_workers=False,
+                    worker_init_fn=ignore_stop_signals,
                 )
                 tic = time.perf_counter()
                 for batch in loader:
