@@ -12,6 +12,7 @@ from PIL import Image
 from vos_cli.errors import VosError
 from vos_cli.prompts.model import (
     PROMPT_CHANNELS,
+    CropNorm,
     MaskMakerConfig,
     MaskMakerNet,
     load_maskmaker,
@@ -279,3 +280,32 @@ def test_a_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, monkeypa
     a, b = a["weights"]["state_dict"], b["weights"]["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (parts / "maskmaker.pt").is_file()
+
+
+def test_crop_norm_uses_each_crops_own_statistics_outside_training():
+    torch.manual_seed(1)
+    norm = CropNorm(3)
+    with torch.no_grad():
+        norm.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        norm.bias.copy_(torch.tensor([0.0, -1.0, 3.0]))
+        norm.running_mean.fill_(10.0)  # must not be used
+        norm.running_var.fill_(100.0)
+    x = torch.randn(2, 3, 5, 4) * torch.tensor([1.0, 3.0, 0.2]).view(1, 3, 1, 1) + 7
+    norm.eval()
+    got = norm(x).double()
+    xd = x.double()
+    mean = xd.mean(dim=(2, 3), keepdim=True)
+    var = xd.var(dim=(2, 3), unbiased=False, keepdim=True)
+    w, b = norm.weight.double().view(1, 3, 1, 1), norm.bias.double().view(1, 3, 1, 1)
+    want = (xd - mean) / torch.sqrt(var + norm.eps) * w + b
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(norm(x[1:]), norm(x)[1:], atol=1e-6)  # a crop alone = in a batch
+
+
+def test_crop_norm_trains_as_batch_norm():
+    torch.manual_seed(2)
+    norm, plain = CropNorm(4), torch.nn.BatchNorm2d(4)
+    plain.load_state_dict(norm.state_dict())
+    x = torch.randn(3, 4, 6, 6)
+    assert torch.allclose(norm.train()(x), plain.train()(x), atol=1e-6)
+    assert torch.allclose(norm.running_mean, plain.running_mean)

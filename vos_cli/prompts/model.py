@@ -85,12 +85,28 @@ class MaskMakerConfig:
             raise VosError(f"mask maker max_aspect must be at least 1, got {self.max_aspect}")
 
 
+class CropNorm(nn.BatchNorm2d):
+    """BatchNorm that, outside training, normalises each crop by its own statistics.
+
+    Why: a training batch holds crops at one decoder pass (box alone, or after k clicks, with or
+    without a previous mask), and those passes' activations differ widely, so running averages
+    over all passes fit none of them: with them a box alone scored mean IoU 0.09 where the crop's
+    own statistics give 0.80 (docs/experiments.md, "Mask maker"). Training is plain BatchNorm
+    (batch statistics); the running averages are kept in the file but unused.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return super().forward(x)
+        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+
+
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    """Convolution, BatchNorm, ReLU."""
+    """Convolution, CropNorm, ReLU."""
     pad = dilation * (k - 1) // 2
     return nn.Sequential(
         nn.Conv2d(cin, cout, k, stride=stride, padding=pad, dilation=dilation, bias=False),
-        nn.BatchNorm2d(cout),
+        CropNorm(cout),
         nn.ReLU(inplace=True),
     )
 
@@ -101,7 +117,7 @@ class _Residual(nn.Module):
         self.a = _conv(dim, dim, dilation=dilation)
         self.b = nn.Sequential(
             nn.Conv2d(dim, dim, 3, padding=dilation, dilation=dilation, bias=False),
-            nn.BatchNorm2d(dim),
+            CropNorm(dim),
         )
 
     def forward(self, x: Tensor) -> Tensor:
