@@ -277,13 +277,14 @@ def _segment(
                         labels = None
                         if video_writers:
                             labels = read_mask(out_dir / mask_filename(frames_done))
-                    else:
-                        labels = tracker.step(frame)
-                        if mask_writer is not None:
-                            mask_writer.write(frames_done, labels)
-                            if (frames_done + 1) % resume.STATE_EVERY == 0:
-                                snapshot = tracker.snapshot()
-                                mask_writer.after_masks(save_state(frames_done + 1, snapshot))
+                    else:  # a stop lands before the step or after its mask, not between
+                        with signals.interrupts_deferred():
+                            labels = tracker.step(frame)
+                            if mask_writer is not None:
+                                mask_writer.write(frames_done, labels)
+                                if (frames_done + 1) % resume.STATE_EVERY == 0:
+                                    snapshot = tracker.snapshot()
+                                    mask_writer.after_masks(save_state(frames_done + 1, snapshot))
                     for video_writer in video_writers:
                         video_writer.write(frame, labels)
                     frames_done += 1

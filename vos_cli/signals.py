@@ -73,6 +73,39 @@ def stop_signals_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP arriving inside take effect on leaving it, not midway.
+
+    For a few steps that must happen together (a frame's tracker step and its mask on disk): a
+    stop between them would leave the tracker a frame ahead of the masks, and the state saved at
+    the stop would not match them. A no-op outside the main thread; handlers are restored on
+    leaving, and the first signal that came is then raised as it would have been.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def remember(signum: int, frame: Any) -> None:
+        pending.append(signum)
+
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            handler = signal.getsignal(signum)
+            if handler not in (signal.SIG_IGN, signal.SIG_DFL, None):
+                previous[signum] = signal.signal(signum, remember)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if pending:
+        handler = previous[pending[0]]
+        if callable(handler):
+            handler(pending[0], None)
+
+
 def ignore_stop_signals(worker_id: int = 0) -> None:
     """A DataLoader ``worker_init_fn``: the loader's workers ignore Ctrl-C, SIGTERM and SIGHUP.
 
