@@ -32,19 +32,11 @@ from PIL import Image
 
 from vos_cli.prompts.bench import held_out_items
 from vos_cli.prompts.data import margin_box
-from vos_cli.prompts.evaluate import box_as_mask, iou
+from vos_cli.prompts.evaluate import box_as_mask, iou, pixel_rect
 from vos_cli.prompts.types import Box
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
-
-
-def pixel_rect(box: Box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) integer pixel edges of ``box``, clipped to an image of ``shape``."""
-    h, w = shape
-    x0, y0 = max(0, int(np.floor(box.x0))), max(0, int(np.floor(box.y0)))
-    x1, y1 = min(w, int(np.ceil(box.x1))), min(h, int(np.ceil(box.y1)))
-    return x0, y0, x1, y1
 
 
 def grabcut_mask(rgb: np.ndarray, box: Box, iterations: int = 5) -> np.ndarray:

@@ -45,12 +45,18 @@ def iou(pred: np.ndarray, target: np.ndarray, ignore: np.ndarray | None = None) 
     return float(np.count_nonzero(pred & target) / union) if union else 1.0
 
 
-def box_as_mask(box: Box, shape: tuple[int, int]) -> np.ndarray:
+def pixel_rect(box: Box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the whole pixels ``box`` touches, clipped to an image of ``shape``."""
     h, w = shape
-    out = np.zeros((h, w), bool)
-    x0, y0 = int(np.floor(box.x0)), int(np.floor(box.y0))
-    x1, y1 = int(np.ceil(box.x1)), int(np.ceil(box.y1))
-    out[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)] = True
+    x0, y0 = max(0, int(np.floor(box.x0))), max(0, int(np.floor(box.y0)))
+    x1, y1 = min(w, int(np.ceil(box.x1))), min(h, int(np.ceil(box.y1)))
+    return x0, y0, x1, y1
+
+
+def box_as_mask(box: Box, shape: tuple[int, int]) -> np.ndarray:
+    out = np.zeros(shape, bool)
+    x0, y0, x1, y1 = pixel_rect(box, shape)
+    out[y0:y1, x0:x1] = True
     return out
 
 
