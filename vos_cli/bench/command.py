@@ -333,7 +333,10 @@ def speed(
     weights: WeightsOpt = None,
     backbone: Annotated[
         str | None,
-        typer.Option("--backbone", help="lite0 | resnet101; random weights when no --weights."),
+        typer.Option(
+            "--backbone",
+            help="lite0 | lite1 | lite2 | resnet101; random weights when no --weights.",
+        ),
     ] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",

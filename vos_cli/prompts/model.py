@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vos_cli.errors import VosError
-from vos_cli.model.backbones import Lite0Backbone, build_backbone
+from vos_cli.model.backbones import LiteBackbone, build_backbone
 
 FORMAT = "vos-maskmaker"
 VERSION = 1
@@ -54,7 +54,7 @@ class MaskMakerConfig:
     click_sigma: float = 6.0
     """Width of a click's Gaussian bump, in crop pixels."""
     train_from: str = "blocks.8"
-    """First fine-tuned backbone stage (see Lite0Backbone); earlier ones stay ImageNet's."""
+    """First fine-tuned backbone stage (see LiteBackbone); earlier ones stay ImageNet's."""
     dim16: int = 128
     dim8: int = 64
     dim4: int = 48
@@ -152,7 +152,7 @@ class MaskMakerNet(nn.Module):
         config.check()
         self.config = config
         backbone = build_backbone("lite0", weights=backbone_weights, train_from=config.train_from)
-        assert isinstance(backbone, Lite0Backbone)
+        assert isinstance(backbone, LiteBackbone)
         self.backbone = backbone
         c16, c8, c4 = backbone.channels
         c2 = 16  # block 0's output
@@ -187,9 +187,9 @@ class MaskMakerNet(nn.Module):
             x = block(x)
             if i == self.S2_BLOCK:
                 s2 = x
-            elif i == b.S4_BLOCK:
+            elif i == b.s4_block:
                 s4 = x
-            elif i == b.S8_BLOCK:
+            elif i == b.s8_block:
                 s8 = x
         return CropFeatures(x, s8, s4, s2)
 
