@@ -309,3 +309,28 @@ def test_crop_norm_trains_as_batch_norm():
     x = torch.randn(3, 4, 6, 6)
     assert torch.allclose(norm.train()(x), plain.train()(x), atol=1e-6)
     assert torch.allclose(norm.running_mean, plain.running_mean)
+
+
+def test_crop_norm_per_crop_in_training_matches_a_float64_reference():
+    """train_norm = "crop": training normalises each crop by its own statistics, as inference does."""
+    torch.manual_seed(3)
+    norm = CropNorm(2)
+    norm.per_crop_in_training = True
+    x = torch.randn(3, 2, 5, 5) * 4 + 2
+    got = norm.train()(x).double()
+    xd = x.double()
+    mean = xd.mean(dim=(2, 3), keepdim=True)
+    var = xd.var(dim=(2, 3), unbiased=False, keepdim=True)
+    want = (xd - mean) / torch.sqrt(var + norm.eps)  # weight 1, bias 0 at initialisation
+    assert torch.allclose(got, want, atol=1e-5)
+    assert torch.allclose(norm.train()(x[:1]), norm.train()(x)[:1], atol=1e-6)
+
+
+def test_train_norm_setting_reaches_every_decoder_norm():
+    crop = MaskMakerNet(MaskMakerConfig(train_norm="crop"), backbone_weights=None)
+    batch = MaskMakerNet(MaskMakerConfig(), backbone_weights=None)
+    flags = [m.per_crop_in_training for m in crop.modules() if isinstance(m, CropNorm)]
+    assert flags and all(flags)
+    assert not any(m.per_crop_in_training for m in batch.modules() if isinstance(m, CropNorm))
+    with pytest.raises(VosError, match="train_norm"):
+        MaskMakerConfig(train_norm="group").check()

@@ -60,6 +60,9 @@ class MaskMakerConfig:
     dim4: int = 48
     dim2: int = 24
     prompt_dim: int = 32
+    train_norm: str = "batch"
+    """Decoder normalisation in training: "batch" (the batch's statistics) or "crop" (each
+    crop's own, as at inference). Inference always uses the crop's own (:class:`CropNorm`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +86,10 @@ class MaskMakerConfig:
             raise VosError(f"mask maker context must be at least 1, got {self.context}")
         if self.max_aspect < 1.0:
             raise VosError(f"mask maker max_aspect must be at least 1, got {self.max_aspect}")
+        if self.train_norm not in ("batch", "crop"):
+            raise VosError(
+                f"mask maker train_norm must be 'batch' or 'crop', got {self.train_norm!r}"
+            )
 
 
 class CropNorm(nn.BatchNorm2d):
@@ -91,12 +98,15 @@ class CropNorm(nn.BatchNorm2d):
     Why: a training batch holds crops at one decoder pass (box alone, or after k clicks, with or
     without a previous mask), and those passes' activations differ widely, so running averages
     over all passes fit none of them: with them a box alone scored mean IoU 0.09 where the crop's
-    own statistics give 0.80 (docs/experiments.md, "Mask maker"). Training is plain BatchNorm
-    (batch statistics); the running averages are kept in the file but unused.
+    own statistics give 0.80 (docs/experiments.md, "Mask maker"). Training uses the batch's
+    statistics, or with ``per_crop_in_training`` each crop's own, so that training and
+    inference normalise alike; the running averages are kept in the file but unused.
     """
 
+    per_crop_in_training = False
+
     def forward(self, x: Tensor) -> Tensor:
-        if self.training:
+        if self.training and not self.per_crop_in_training:
             return super().forward(x)
         return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
@@ -174,6 +184,9 @@ class MaskMakerNet(nn.Module):
         self.fuse2 = nn.Sequential(_conv(d4 + d2 + 16, d2), _conv(d2, d2))
         self.head = nn.Conv2d(d2, 1, 1)
         self.aux_head = nn.Conv2d(d8, 1, 1)  # deep supervision at stride 8 (training only)
+        for module in self.modules():
+            if isinstance(module, CropNorm):
+                module.per_crop_in_training = config.train_norm == "crop"
 
     # ------------------------------------------------------------------------------------------
     def features(self, crops: Tensor) -> CropFeatures:
