@@ -18,10 +18,13 @@ from vos_cli.errors import VosError
 from vos_cli.prompts.data import ObjectItem, load_items
 from vos_cli.prompts.evaluate import ItemScore, Summary, evaluate, summarize
 
-#: (folder, kind, split, partial)
+#: (folder, kind, split, partial). coco-person annotates one person per image, but every pixel
+#: outside that person is still not the object asked for, so corrective clicks there may be
+#: negative, as the usual protocol has them (with none: 0.802 after 3 clicks instead of 0.873 on
+#: the shipped file; docs/experiments.md, "Mask maker").
 HELD_OUT = (
     ("coco-extra", "instances", "val", False),
-    ("coco-person", "instances", "val", True),
+    ("coco-person", "instances", "val", False),
     ("weizmann-horse", "instances", "val", False),
     ("davis16-train", "davis16", "dev", False),
 )

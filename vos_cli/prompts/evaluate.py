@@ -4,7 +4,7 @@ Protocol (``vos bench prompts`` and the validation of ``vos train`` with a mask-
 each object's box is its tight box with 5% of its side added on every edge (clipped to the
 image). Row "box itself": the box as the mask. Then the mask maker from the box alone, then up to
 ``max_clicks`` simulated corrective clicks (NoC protocol, :func:`vos_cli.prompts.clicks.next_click`:
-each at the centre of the largest wrong region; none on partially annotated images' background),
+each at the centre of the largest wrong region, on a missed part or a wrongly claimed one),
 each time from the box and all clicks so far, as ``vos mask`` runs them. IoU is over the image's
 pixels minus its "unknown" (255) ones; an object whose mask is right stays right (no click
 needed). Seconds per box: ``set_image`` plus the first prediction, features not cached.
