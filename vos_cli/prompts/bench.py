@@ -18,15 +18,15 @@ from vos_cli.errors import VosError
 from vos_cli.prompts.data import ObjectItem, load_items
 from vos_cli.prompts.evaluate import ItemScore, Summary, evaluate, summarize
 
-#: (folder, kind, split, partial). coco-person annotates one person per image, but every pixel
-#: outside that person is still not the object asked for, so corrective clicks there may be
-#: negative, as the usual protocol has them (with none: 0.802 after 3 clicks instead of 0.873 on
-#: the shipped file; docs/experiments.md, "Mask maker").
+#: (folder, kind, split). coco-person annotates one person per image, but every pixel outside
+#: that person is still not the object asked for, so its items are not ``partial``: corrective
+#: clicks there may be negative, as the usual protocol has them (with none: 0.802 after 3 clicks
+#: instead of 0.873 on the shipped file; docs/experiments.md, "Mask maker").
 HELD_OUT = (
-    ("coco-extra", "instances", "val", False),
-    ("coco-person", "instances", "val", False),
-    ("weizmann-horse", "instances", "val", False),
-    ("davis16-train", "davis16", "dev", False),
+    ("coco-extra", "instances", "val"),
+    ("coco-person", "instances", "val"),
+    ("weizmann-horse", "instances", "val"),
+    ("davis16-train", "davis16", "dev"),
 )
 
 
@@ -35,9 +35,9 @@ def held_out_items(root: Path, max_items: int = 0) -> list[ObjectItem]:
     if not root.is_dir():
         raise VosError(f"--root {root}: no such folder (the shared data folder, ../shared/data)")
     items: list[ObjectItem] = []
-    for folder, kind, split, partial in HELD_OUT:
+    for folder, kind, split in HELD_OUT:
         if (root / folder).is_dir():
-            found = load_items(kind, root / folder, split, partial, min_area=0.01)
+            found = load_items(kind, root / folder, split, min_area=0.01)
             items.extend(found[:max_items] if max_items else found)
     if not items:
         names = ", ".join(f for f, *_ in HELD_OUT)
