@@ -51,7 +51,6 @@ STAGES: tuple[tuple[int, int, int, int, int], ...] = (
 )
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-NUM_BLOCKS = sum(stage[4] for stage in STAGES)  # 16
 
 # Width and depth multipliers of the Lite variants (the packages' own builders use these).
 VARIANTS: dict[str, tuple[float, float]] = {
