@@ -114,6 +114,38 @@ def test_predictor_caches_features_and_returns_a_label_map(net):
         maker.predict([ObjectPrompt(Box(10, 10, 90, 30))])
 
 
+def test_predictor_pass_sequence_and_context(net):
+    """Box alone ``box_passes`` times, each fed the last mask, then one pass per click; the crop
+    is the box enlarged by the trained context scaled for a drawn box (1.4 -> 1.3)."""
+    maker = MaskMaker(net, box_passes=2)
+    assert net.config.context == 1.4 and maker.context == pytest.approx(1.3)
+    box = Box(10, 10, 40, 30)
+    assert maker.window_for(ObjectPrompt(box)) == pytest.approx(
+        crop_window(box, 1.3, net.config.max_aspect)
+    )
+    maker.set_image(np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8))
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    original = net.decode
+
+    def decode(feats, maps, **kw):
+        out = original(feats, maps, **kw)
+        seen.append((maps[0].clone(), out[0, 0].clone()))
+        return out
+
+    net.decode = decode  # type: ignore[method-assign]
+    try:
+        maker.predict_object(ObjectPrompt(box, [Point(20, 20)]))
+    finally:
+        del net.decode
+    assert len(seen) == 3
+    (m0, l0), (m1, l1), (m2, _) = seen
+    assert m0[4].max() == 0 and m0[1].max() == 0  # no previous mask, no click
+    assert m1[4].min() == 1 and torch.allclose(m1[3], torch.sigmoid(l0)) and m1[1].max() == 0
+    assert torch.allclose(m2[3], torch.sigmoid(l1)) and m2[1].max() == pytest.approx(1.0, abs=0.2)
+    with pytest.raises(VosError, match="box_passes"):
+        MaskMaker(net, box_passes=0)
+
+
 def write_instances(root: Path, count: int = 10) -> Path:
     """Red rectangles on grey (mask id 1), a strip of "unknown" (255) under each."""
     (root / "images").mkdir(parents=True)

@@ -9,12 +9,16 @@
 background. Objects are predicted independently; where they overlap, the pixel goes to the most
 probable one, and a pixel no object reaches with probability 0.5 is background.
 
-Each object is a crop around its box (enlarged ``context`` times; for clicks alone, the whole
-frame) through the backbone. The backbone features of the last few crops are cached, so adding a
-click to an object only runs the light decoder again. Clicks are applied the way the network was
-trained: a pass with the box alone, then one pass per click with the clicks so far and the
-previous pass's mask. ``previous`` (e.g. the last returned label map) seeds the first pass
-instead, for an interactive tool that adds one click at a time.
+Each object is a crop around its box (for clicks alone, the whole frame) through the backbone.
+The crop is the box enlarged ``context * DRAWN_BOX_CONTEXT`` times: the network was trained on
+crops ``context`` times a jittered tight box, and a box a person draws (or the benchmark's, 5%
+margin on each edge) is looser than that. The backbone features of the last few crops are
+cached, so adding a click to an object only runs the light decoder again. Clicks are applied the
+way the network was trained: a pass with the box alone, then one pass per click with the clicks
+so far and the previous pass's mask. The box-alone pass runs ``box_passes`` times, each seeing
+the last one's mask, which refines a first guess the way a click pass does. ``previous`` (e.g.
+the last returned label map) seeds the first pass instead, for an interactive tool that adds
+one click at a time.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ from vos_cli.prompts.types import Box, ObjectPrompt, Point, check_prompts
 __all__ = ["MaskMaker", "crop_window", "default_maskmaker_path", "prompt_maps", "resample_crop"]
 
 DEFAULT_MASKMAKER_NAME = "maskmaker-lite0.pt"
+
+#: A drawn box is enlarged by the trained context times this (1.4 -> 1.3), and the box-alone
+#: pass runs twice: chosen on the 81 validation objects among 1.2 / 1.27 / 1.3 / 1.4 and 1 / 2 / 3
+#: passes (docs/experiments.md, "Mask maker").
+DRAWN_BOX_CONTEXT = 1.3 / 1.4
+BOX_PASSES = 2
 
 Window = tuple[float, float, float, float]
 
@@ -160,9 +170,25 @@ class MaskMaker:
 
     CACHE = 8  # crops whose backbone features are kept
 
-    def __init__(self, net: MaskMakerNet, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        net: MaskMakerNet,
+        device: str | torch.device = "cpu",
+        context: float | None = None,
+        box_passes: int = BOX_PASSES,
+    ) -> None:
+        """``context``: the crop's enlargement of a given box (default: the trained context
+        times DRAWN_BOX_CONTEXT, at least 1); ``box_passes``: box-alone passes (at least 1)."""
         self.net = net.eval()
         self.config = net.config
+        self.context = (
+            max(1.0, net.config.context * DRAWN_BOX_CONTEXT) if context is None else context
+        )
+        if self.context < 1.0:
+            raise VosError(f"mask maker context must be at least 1, got {self.context}")
+        if box_passes < 1:
+            raise VosError(f"box_passes must be at least 1, got {box_passes}")
+        self.box_passes = box_passes
         self.device = torch.device(device)
         self.net.to(self.device)
         self._image: torch.Tensor | None = None
@@ -190,7 +216,7 @@ class MaskMaker:
     def window_for(self, prompt: ObjectPrompt) -> Window:
         cfg = self.config
         if prompt.box is not None:
-            return crop_window(prompt.box, cfg.context, cfg.max_aspect)
+            return crop_window(prompt.box, self.context, cfg.max_aspect)
         return whole_frame_window(self.width, self.height, cfg.max_aspect)
 
     @torch.inference_mode()
@@ -222,15 +248,16 @@ class MaskMaker:
         feats = self._features(window)
         size = self.config.crop_size
         prev = None if previous is None else resample_to_crop(previous, window, size)
-        # the training protocol: box alone, then one click more per pass, each pass seeing
-        # the previous one's mask; a given previous mask stands for the passes before the last
-        passes = (
-            [prompt.points]
-            if prev is not None
-            else [prompt.points[:k] for k in range(len(prompt.points) + 1)]
-        )
-        if prompt.box is None and prev is None:
-            passes = passes[1:]  # without a box, the first pass needs a click
+        # the training protocol: box alone (box_passes times), then one click more per pass,
+        # each pass seeing the previous one's mask; a given previous mask stands for the passes
+        # before the last
+        if prev is not None:
+            passes = [prompt.points]
+        elif prompt.box is None:  # without a box, the first pass needs a click
+            passes = [prompt.points[:k] for k in range(1, len(prompt.points) + 1)]
+        else:
+            passes = [[]] * self.box_passes
+            passes += [prompt.points[:k] for k in range(1, len(prompt.points) + 1)]
         logits = None
         for points in passes:
             maps = prompt_maps(prompt.box, points, window, self.config, prev)
