@@ -61,9 +61,10 @@ def test_mask_from_boxes(tmp_path, image, tiny_maskmaker_path):
     labels = read_mask(out)
     with Image.open(out) as img:
         assert img.mode == "P" and img.size == (96, 64)
-    # box 1's crop window is 16..44 on both axes, box 2's x 56..84, y 1..29; 1 wins where they meet
-    one = window_mask(16, 16, 44, 44)
-    two = window_mask(56, 1, 84, 29) & ~one
+    # crops are a drawn box enlarged 1.3 times (the trained 1.4 x DRAWN_BOX_CONTEXT): box 1's
+    # window is 17..43 on both axes, box 2's x 57..83, y 2..28; 1 wins where they meet
+    one = window_mask(17, 17, 43, 43)
+    two = window_mask(57, 2, 83, 28) & ~one
     np.testing.assert_array_equal(labels == 1, one)
     np.testing.assert_array_equal(labels == 2, two)
     preview = tmp_path / "m-preview.png"
