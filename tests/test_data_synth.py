@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from vos_cli.data.synth import MotionConfig, SynthVOS
+from vos_cli.data.synth import SynthVOS
 from vos_cli.data.synth_sources import (
     load_salient_instances,
     load_synth_source,
@@ -133,73 +133,3 @@ def test_twins_add_a_copy_of_one_object(tmp_path: Path):
     assert set(twins) <= {1, 2} and twins.count(2) >= 6  # a twin may hide behind the other
     with pytest.raises(VosError, match="twin_prob"):
         SynthVOS(instances, backgrounds, 3, SIZE, twin_prob=1.5)
-
-
-def _one_object(tmp_path: Path, motion, frames: int = 4, **options) -> SynthVOS:
-    _make_yolo(tmp_path, n=1)
-    instances, backgrounds = load_synth_source(tmp_path)
-    return SynthVOS(
-        instances, backgrounds, frames, SIZE, augment=False, motion=motion, max_pasted=1, **options
-    )
-
-
-def _alpha_in_frame(ds: SynthVOS, layer) -> torch.Tensor:
-    """A rendered layer's alpha placed in full frames, so windows of any size compare."""
-    full = torch.zeros(ds.num_frames, *ds.size)
-    h, w = layer.window.shape[-2:]
-    full[:, layer.y0 : layer.y0 + h, layer.x0 : layer.x0 + w] = layer.window[:, 3]
-    return full
-
-
-def test_motion_blur_smears_alpha_and_keeps_its_mass(tmp_path: Path):
-    """Blur averages renders over the exposure: the alpha's sum per frame is kept (the object
-    stays in the frame), and more of it is partial (a smear) than in the sharp render."""
-    fast = MotionConfig(extent=(0.3, 0.3), speed=0.15, acceleration=0.0, angular_speed=0.0,
-                        zoom_speed=0.0, initial_rotation=0.0)  # fmt: skip
-    sharp = _one_object(tmp_path / "a", fast)
-    blurred = _one_object(tmp_path / "b", fast, motion_blur=1.0)
-    cut = sharp._cutout(0)
-    for seed in range(6):
-        # Same draws up to the blur's own; start the object mid-frame so it stays in view.
-        a = _alpha_in_frame(
-            sharp, sharp._render(cut, np.random.default_rng(seed), through=(1, 32.0, 24.0))
-        )
-        b = _alpha_in_frame(blurred, blurred._render(cut, np.random.default_rng(seed), through=(1, 32.0, 24.0)))  # fmt: skip
-        torch.testing.assert_close(b[1].sum(), a[1].sum(), rtol=0.03, atol=0)
-        partial = lambda x: ((x[1] > 0.05) & (x[1] < 0.95)).sum()  # noqa: E731
-        assert partial(b) > 1.5 * partial(a)
-
-
-def test_elastic_warp_grows_from_nothing_in_frame_zero(tmp_path: Path):
-    """Frame 0 is the object as given (the model's reference); later frames bend it more and more,
-    while its area stays about the same (a smooth warp does not tear or erase it)."""
-    still = MotionConfig(extent=(0.4, 0.4), speed=0.0, acceleration=0.0, angular_speed=0.0,
-                         zoom_speed=0.0, initial_rotation=0.0)  # fmt: skip
-    plain = _one_object(tmp_path / "a", still)
-    bent = _one_object(tmp_path / "b", still, elastic=0.15)
-    cut = plain._cutout(0)
-    for seed in range(4):
-        a = _alpha_in_frame(plain, plain._render(cut, np.random.default_rng(seed)))
-        b = _alpha_in_frame(bent, bent._render(cut, np.random.default_rng(seed)))
-        torch.testing.assert_close(b[0], a[0])
-        changed = [float((b[k] - a[k]).abs().sum()) for k in range(4)]
-        assert changed[1] < changed[3] and changed[3] > 0.1 * float(a[3].sum())
-        torch.testing.assert_close(b[3].sum(), a[3].sum(), rtol=0.3, atol=0)
-
-
-def test_occluder_crosses_in_front_of_the_target(tmp_path: Path):
-    """Same draws with and without the occluder up to its own: the target loses pixels only (it
-    is never relabelled elsewhere), keeps frame 0, and is covered in some later frame."""
-    quick = MotionConfig(speed=0.06)  # objects cross a 64-pixel frame within the snippet
-    without = _one_object(tmp_path / "a", quick, 8, seed=4, samples_per_epoch=12)
-    with_occ = _one_object(tmp_path / "b", quick, 8, seed=4, samples_per_epoch=12,
-                           occluder_prob=1.0)  # fmt: skip
-    covered = 0
-    for i in range(12):
-        a, b = without[i]["labels"] == 1, with_occ[i]["labels"] == 1
-        assert not (b & ~a).any()
-        assert b[0].sum() >= with_occ.min_area * SIZE[0] * SIZE[1]
-        covered += int((b.flatten(1).sum(1) < a.flatten(1).sum(1)).any())
-    assert covered >= 9  # 12 of 12 at this seed; 0 without the occluder
-    with pytest.raises(VosError, match="elastic"):
-        _one_object(tmp_path / "c", MotionConfig(), elastic=0.9)

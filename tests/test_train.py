@@ -126,9 +126,6 @@ def test_starts_from_a_trained_model_with_other_settings(tmp_path):
         (["--set", "data.max_stride=0"], "'data.max_stride' must be at least 1"),
         (["--set", "data.sources=[{kind='generated', twin_prob=0.5}]"], "synthetic sources only"),
         (["--set", "data.sources=[{kind='synth-coco', twin_prob=2.0}]"], "must be in [0, 1]"),
-        (["--set", "data.sources=[{kind='davis16', occluder_prob=0.5}]"], "synthetic sources only"),
-        (["--set", "data.sources=[{kind='synth-coco', elastic=0.8}]"], "must be in [0, 0.5]"),
-        (["--set", "data.sources=[{kind='synth-coco', motion_blur=-1}]"], "must be in [0, 1]"),
     ],
 )
 def test_config_errors_are_one_line(extra, message, tmp_path):

@@ -9,13 +9,6 @@ the masks left visible after occlusion, so an occluded part belongs to the objec
 that are (almost) invisible in frame 0 are removed, because the model is told what to track only
 through the first frame. The camera pans slowly over the background.
 
-Three options make snippets harder in the ways real video breaks a tracker, each off by default
-(and then drawing nothing from the random stream, so existing snippets stay pixel for pixel):
-``elastic`` bends each object by a smooth random warp that grows over the snippet (a dancer's
-limbs, a flag), ``motion_blur`` smears an object along its path within each frame's exposure, and
-``occluder_prob`` sends a distractor across the target, in front of it, in the snippet's second
-half.
-
 Object sources are read by :mod:`vos_cli.data.synth_sources`.
 
 Rendering is vectorised over frames with ``grid_sample`` restricted to the window each object
@@ -29,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,23 +74,6 @@ class _LRU:
         return value
 
 
-#: Sub-frame renders averaged into one motion-blurred frame.
-BLUR_SAMPLES = 5
-#: An occluder must leave the target at least this share of its visible area in frame 0.
-OCCLUDER_KEEPS = 0.8
-#: Control points per side of the elastic warp's displacement field.
-WARP_GRID = 4
-
-
-class _Layer(NamedTuple):
-    """One rendered object: RGBA frames over its window, the window's corner, its path."""
-
-    window: torch.Tensor  # (T, 4, h, w)
-    y0: int
-    x0: int
-    centres: np.ndarray  # (T, 2) x, y of the object's centre in each frame
-
-
 @dataclass
 class _Cutout:
     rgb: np.ndarray  # h x w x 3 uint8, the object's bounding box (plus a margin)
@@ -121,9 +97,6 @@ class SynthVOS(EpochDataset):
     a distractor that appearance alone cannot reject (like a second dancer in the same dress).
     ``mode="multi"``: up to ``max_objects`` visible objects get ids 1..O (random order), any
     further ones are distractors. ``augment`` adds colour jitter (geometry is random already).
-    ``elastic`` (the warp's displacement spread at the last frame, as a share of the object's
-    size), ``motion_blur`` and ``occluder_prob`` (probabilities per object and per snippet) are
-    described in the module docstring.
     """
 
     def __init__(
@@ -146,9 +119,6 @@ class SynthVOS(EpochDataset):
         max_retries: int = 20,
         cache_size: int = 256,
         twin_prob: float = 0.0,
-        elastic: float = 0.0,
-        motion_blur: float = 0.0,
-        occluder_prob: float = 0.0,
     ) -> None:
         if not instances:
             raise VosError("SynthVOS needs at least one object instance")
@@ -160,20 +130,10 @@ class SynthVOS(EpochDataset):
             raise VosError("num_frames, max_objects and max_pasted must be at least 1")
         if not 1 <= min_pasted <= max_pasted:
             raise VosError("min_pasted must be in [1, max_pasted]")
-        for key, value in (
-            ("twin_prob", twin_prob),
-            ("motion_blur", motion_blur),
-            ("occluder_prob", occluder_prob),
-        ):
-            if not 0.0 <= value <= 1.0:
-                raise VosError(f"{key} must be in [0, 1], got {value}")
-        if not 0.0 <= elastic <= 0.5:
-            raise VosError(f"elastic must be in [0, 0.5], got {elastic}")
+        if not 0.0 <= twin_prob <= 1.0:
+            raise VosError(f"twin_prob must be in [0, 1], got {twin_prob}")
         super().__init__(samples_per_epoch, seed)
         self.twin_prob = float(twin_prob)
-        self.elastic = float(elastic)
-        self.motion_blur = float(motion_blur)
-        self.occluder_prob = float(occluder_prob)
         self.instances = list(instances)
         self.backgrounds = [Path(p) for p in backgrounds]
         self._set_snippet_shape(num_frames, size, mode, max_objects, augment, name)
@@ -273,16 +233,12 @@ class SynthVOS(EpochDataset):
     # -- objects ---------------------------------------------------------------------------
 
     def _render(
-        self,
-        cut: _Cutout,
-        rng: np.random.Generator,
-        through: tuple[int, float, float] | None = None,
-    ) -> _Layer | None:
+        self, cut: _Cutout, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, int, int] | None:
         """Render an object along a random path: (T,4,h,w) RGBA over the window it covers.
 
-        ``through=(t, x, y)`` puts the object's centre at frame point (x, y) in frame t, moving at
-        1-2x the top speed (an occluder sent across the target). Returns None when the
-        object never enters the frame.
+        Returns the window's tensor and its top-left (y, x) in the frame, or None when the object
+        never enters the frame.
         """
         height, width = self.size
         t = self.num_frames
@@ -290,54 +246,29 @@ class SynthVOS(EpochDataset):
         diag = float(np.hypot(height, width))
         steps = np.arange(t, dtype=np.float64)
 
-        # The draws keep their historical order: snippets made without the options are unchanged.
         extent = rng.uniform(*m.extent) * np.sqrt(height * width)
-        log_zoom = rng.normal(0, m.zoom_speed)
-        theta0 = rng.uniform(-m.initial_rotation, m.initial_rotation)
-        spin = rng.normal(0, m.angular_speed)
-        top = 2.0 * m.speed if through is not None else m.speed
-        speed = rng.uniform(top / 2 if through is not None else 0.0, top) * diag
+        scale = extent / np.sqrt(cut.area) * np.exp(rng.normal(0, m.zoom_speed) * steps)
+        theta = (
+            rng.uniform(-m.initial_rotation, m.initial_rotation)
+            + rng.normal(0, m.angular_speed) * steps
+        )
+        speed = rng.uniform(0, m.speed) * diag
         heading = rng.uniform(0, 2 * np.pi)
         acc = rng.normal(0, m.acceleration * diag, size=2)
-        start_x = rng.uniform(0.1, 0.9) * width
-        start_y = rng.uniform(0.1, 0.9) * height
-        vx, vy = speed * np.cos(heading), speed * np.sin(heading)
-        if through is not None:
-            tc, x, y = through
-            start_x = x - (vx * tc + 0.5 * acc[0] * tc**2)
-            start_y = y - (vy * tc + 0.5 * acc[1] * tc**2)
-
-        def path(times: np.ndarray) -> tuple[np.ndarray, ...]:
-            scale = extent / np.sqrt(cut.area) * np.exp(log_zoom * times)
-            theta = theta0 + spin * times
-            cx = start_x + vx * times + 0.5 * acc[0] * times**2
-            cy = start_y + vy * times + 0.5 * acc[1] * times**2
-            return scale, theta, cx, cy
+        cx = (
+            rng.uniform(0.1, 0.9) * width
+            + speed * np.cos(heading) * steps
+            + 0.5 * acc[0] * steps**2
+        )
+        cy = (
+            rng.uniform(0.1, 0.9) * height
+            + speed * np.sin(heading) * steps
+            + 0.5 * acc[1] * steps**2
+        )
 
         rgb, mask = cut.rgb, cut.mask
         if rng.random() < 0.5:
             rgb, mask = rgb[:, ::-1], mask[:, ::-1]
-        # Motion blur: each frame averages sub-frame renders over its exposure (a share of the
-        # frame interval), so the object smears along its own path.
-        sub = 1
-        times = steps
-        if self.motion_blur > 0 and rng.random() < self.motion_blur:
-            sub = BLUR_SAMPLES
-            exposure = rng.uniform(0.5, 1.0)
-            offsets = np.linspace(-0.5, 0.5, sub) * exposure
-            times = (steps[:, None] + offsets[None, :]).reshape(-1)
-        # Elastic warp: a smooth random displacement of the object's own coordinates (a 4x4
-        # field, bicubic), zero in frame 0 and growing linearly to full strength in the last.
-        warp = None
-        if self.elastic > 0:
-            warp = torch.from_numpy(
-                rng.normal(0, 2 * self.elastic, size=(1, 2, WARP_GRID, WARP_GRID)).astype(
-                    np.float32
-                )
-            )
-        scale, theta, cx, cy = path(times)
-        n = times.size
-
         # Shrink the cut-out beforehand (antialiased) so grid_sample never minifies much.
         pre = min(1.0, float(scale.max()))
         h, w = mask.shape
@@ -355,11 +286,9 @@ class SynthVOS(EpochDataset):
         rgba = np.concatenate([rgb, mask[..., None]], axis=-1)
         source = torch.from_numpy(np.ascontiguousarray(rgba)).permute(2, 0, 1).float().div_(255.0)
 
-        # Window: union over frames of the rotated, scaled box (grown by the warp's reach),
-        # clipped to the frame.
+        # Window: union over frames of the rotated, scaled box, clipped to the frame.
         cos, sin = np.cos(theta), np.sin(theta)
-        reach = 1.0 + 6.0 * self.elastic if warp is not None else 1.0
-        hw, hh = w / 2 * rel * reach, h / 2 * rel * reach
+        hw, hh = w / 2 * rel, h / 2 * rel
         half_x = np.abs(cos) * hw + np.abs(sin) * hh
         half_y = np.abs(sin) * hw + np.abs(cos) * hh
         x0 = max(0, int(np.floor((cx - half_x).min())) - 1)
@@ -372,7 +301,7 @@ class SynthVOS(EpochDataset):
         # Frame pixel p -> cut-out pixel q = R(-theta) (p - c) / rel + centre, then to the
         # [-1, 1] coordinates of grid_sample (align_corners=False).
         def col(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(a.astype(np.float32)).view(n, 1, 1)
+            return torch.from_numpy(a.astype(np.float32)).view(t, 1, 1)
 
         px = torch.arange(x0, x1, dtype=torch.float32).view(1, 1, -1) - col(cx)
         py = torch.arange(y0, y1, dtype=torch.float32).view(1, -1, 1) - col(cy)
@@ -380,36 +309,19 @@ class SynthVOS(EpochDataset):
         qx = (a * px + b * py) * (2.0 / w)
         qy = (a * py - b * px) * (2.0 / h)
         grid = torch.stack(torch.broadcast_tensors(qx, qy), dim=-1)
-        if warp is not None:
-            shift = F.grid_sample(
-                warp.expand(n, -1, -1, -1),
-                grid,
-                mode="bicubic",
-                padding_mode="border",
-                align_corners=True,
-            )
-            strength = np.clip(times / max(t - 1, 1), 0.0, 1.0)
-            grid = grid + col(strength).unsqueeze(-1) * shift.permute(0, 2, 3, 1)
-        if sub > 1:
-            source = torch.cat([source[:3] * source[3:], source[3:]])  # premultiplied
         window = F.grid_sample(
-            source.unsqueeze(0).expand(n, -1, -1, -1),
+            source.unsqueeze(0).expand(t, -1, -1, -1),
             grid,
             mode="bilinear",
             padding_mode="zeros",
             align_corners=False,
         )
-        if sub > 1:
-            window = window.unflatten(0, (t, sub)).mean(1)
-            alpha = window[:, 3:]
-            window = torch.cat([window[:, :3] / alpha.clamp_min(1e-6), alpha], 1).clamp_(0, 1)
-        _, _, cx_frames, cy_frames = path(steps)
-        return _Layer(window, y0, x0, np.stack([cx_frames, cy_frames], 1))
+        return window, y0, x0
 
     @staticmethod
     def _compose(
         background: torch.Tensor,
-        layers: Sequence[_Layer],
+        layers: Sequence[tuple[torch.Tensor, int, int]],
         ids: Sequence[int],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Alpha-blend ``layers`` back to front into ``background`` (in place).
@@ -418,44 +330,20 @@ class SynthVOS(EpochDataset):
         """
         images = background
         labels = torch.zeros(background.shape[0], *background.shape[-2:], dtype=torch.uint8)
-        for layer, obj_id in zip(layers, ids, strict=True):
-            window, y0, x0 = layer.window, layer.y0, layer.x0
+        for (window, y0, x0), obj_id in zip(layers, ids, strict=True):
             h, w = window.shape[-2:]
             alpha = window[:, 3:4]
             images[:, :, y0 : y0 + h, x0 : x0 + w].lerp_(window[:, :3], alpha)
             labels[:, y0 : y0 + h, x0 : x0 + w][alpha[:, 0] >= 0.5] = obj_id
         return images, labels
 
-    def _first_frame_areas(self, layers: Sequence[_Layer]) -> torch.Tensor:
+    def _first_frame_areas(self, layers: Sequence[tuple[torch.Tensor, int, int]]) -> torch.Tensor:
         """Visible pixels of each layer in frame 0 after occlusion (layers back to front)."""
         labels = torch.zeros(self.size, dtype=torch.uint8)
-        for obj_id, layer in enumerate(layers, 1):
-            h, w = layer.window.shape[-2:]
-            labels[layer.y0 : layer.y0 + h, layer.x0 : layer.x0 + w][layer.window[0, 3] >= 0.5] = (
-                obj_id
-            )
+        for obj_id, (window, y0, x0) in enumerate(layers, 1):
+            h, w = window.shape[-2:]
+            labels[y0 : y0 + h, x0 : x0 + w][window[0, 3] >= 0.5] = obj_id
         return torch.bincount(labels.flatten().long(), minlength=len(layers) + 1)[1:]
-
-    def _occluder(
-        self, layers: Sequence[_Layer], target: int, min_pixels: int, rng: np.random.Generator
-    ) -> _Layer | None:
-        """A random object crossing ``layers[target]``'s centre in the second half, in front.
-
-        None when it cannot be made or would hide much of the target in frame 0, where the target
-        is given: an occlusion is only hard, and only fair, after the model has seen the object.
-        """
-        t = self.num_frames
-        tc = int(rng.integers(t // 2, t))
-        x, y = layers[target].centres[tc]
-        cut = self._cutout(int(rng.integers(len(self.instances))))
-        if cut is None:
-            return None
-        layer = self._render(cut, rng, through=(tc, float(x), float(y)))
-        if layer is None:
-            return None
-        before = self._first_frame_areas(layers)[target]
-        after = self._first_frame_areas([*layers, layer])[target]
-        return layer if after >= max(min_pixels, OCCLUDER_KEEPS * before) else None
 
     def sample(self, epoch: int, index: int) -> Snippet:
         rng = sample_rng(self.seed, epoch, index)
@@ -489,11 +377,6 @@ class SynthVOS(EpochDataset):
             ids = [0] * len(layers)
             for new_id, i in enumerate(targets, 1):
                 ids[int(i)] = new_id
-            if self.occluder_prob > 0 and self.num_frames > 2 and rng.random() < self.occluder_prob:
-                occluder = self._occluder(layers, int(targets[0]), min_pixels, rng)
-                if occluder is not None:
-                    layers.append(occluder)
-                    ids.append(0)
             images, labels = self._compose(background, layers, ids)
             if self.augment is not None:
                 images = color_jitter(images, rng, self.augment)

@@ -47,13 +47,6 @@ class SourceConfig:
     backgrounds: list[str] = field(default_factory=list)
     """Synthetic sources only: instance-mask folders whose images (of the same split) serve as
     backgrounds too, e.g. fully annotated scenes full of look-alike people."""
-    elastic: float = 0.0
-    """Synthetic sources only: strength of a smooth warp that bends each object more every frame
-    (the displacement's spread at the last frame, as a share of the object's size)."""
-    motion_blur: float = 0.0
-    """Synthetic sources only: how often an object is smeared along its path within each frame."""
-    occluder_prob: float = 0.0
-    """Synthetic sources only: how often a distractor crosses in front of the target."""
 
 
 @dataclass
@@ -183,20 +176,13 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             raise VosError(
                 f"config key 'data.sources[{i}].backgrounds' applies to synthetic sources only"
             )
-        for key, top in (
-            ("twin_prob", 1.0),
-            ("elastic", 0.5),
-            ("motion_blur", 1.0),
-            ("occluder_prob", 1.0),
-        ):
-            value = getattr(source, key)
-            if value and not source.kind.startswith("synth"):
-                raise VosError(
-                    f"config key 'data.sources[{i}].{key}' applies to synthetic sources only "
-                    f"(this one is {source.kind!r})"
-                )
-            if not 0.0 <= value <= top:
-                raise VosError(f"config key 'data.sources[{i}].{key}' must be in [0, {top:g}]")
+        if source.twin_prob and not source.kind.startswith("synth"):
+            raise VosError(
+                f"config key 'data.sources[{i}].twin_prob' applies to synthetic sources only "
+                f"(this one is {source.kind!r})"
+            )
+        if not 0.0 <= source.twin_prob <= 1.0:
+            raise VosError(f"config key 'data.sources[{i}].twin_prob' must be in [0, 1]")
     if not 0.0 < config.optim.bootstrap_fraction <= 1.0:
         raise VosError("config key 'optim.bootstrap_fraction' must be in (0, 1]")
     if config.data.mode not in ("single", "multi"):

@@ -61,9 +61,6 @@ def _source_dataset(source: SourceConfig, config: ExperimentConfig, index: int) 
         augment=data.augment,
         name=source.kind,
         twin_prob=source.twin_prob,
-        elastic=source.elastic,
-        motion_blur=source.motion_blur,
-        occluder_prob=source.occluder_prob,
         **common,
     )
 
