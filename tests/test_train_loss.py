@@ -75,29 +75,3 @@ def test_unroller_adds_the_term_to_fine_and_optionally_coarse_loss():
     assert 0.0 < extra.item() <= 2.0  # 2 x (1 - soft IoU), averaged over frames
     assert torch.allclose(both.fine_loss, fine_only.fine_loss)
     assert both.coarse_loss.item() > plain.coarse_loss.item()
-
-
-def test_bootstrapped_cross_entropy_averages_the_hardest_pixels():
-    """Per-pixel losses -log p(true class): [[0.1, 0.2], [0.7, ignored]] with p on the true
-    class 0.9 / 0.8 / 0.3: all -> their mean; half (ceil(1.5) = 2 pixels) -> the two largest."""
-    from vos_cli.train.unroll import SnippetUnroller
-
-    target = torch.tensor([[[0, 1], [1, IGNORE]]])
-    lp = _log_probs(torch.tensor([[[0.1, 0.8], [0.3, 0.5]]]))
-    losses = [-torch.log(torch.tensor(v)).item() for v in (0.9, 0.8, 0.3)]
-    full = SnippetUnroller._nll([lp], target)
-    assert abs(full.item() - sum(losses) / 3) < 1e-5
-    half = SnippetUnroller._nll([lp], target, 0.5)
-    assert abs(half.item() - (losses[1] + losses[2]) / 2) < 1e-5
-    # a tiny share still keeps one pixel: the hardest
-    assert abs(SnippetUnroller._nll([lp], target, 0.01).item() - losses[2]) < 1e-5
-
-
-def test_bootstrap_fraction_ramps_linearly():
-    from vos_cli.train.unroll import bootstrap_fraction
-
-    assert bootstrap_fraction(0, 0.2, 100) == 1.0
-    assert abs(bootstrap_fraction(50, 0.2, 100) - 0.6) < 1e-9
-    assert abs(bootstrap_fraction(100, 0.2, 100) - 0.2) < 1e-9
-    assert bootstrap_fraction(100, 0.2, 100) == bootstrap_fraction(500, 0.2, 100)
-    assert bootstrap_fraction(0, 0.2, 0) == 0.2 and bootstrap_fraction(7, 1.0, 10) == 1.0

@@ -567,14 +567,6 @@ def weights_convert(
             "in the first mask (0 = no switch).",
         ),
     ] = None,
-    edge_radius: Annotated[
-        int | None,
-        typer.Option(
-            "--edge-radius",
-            help="Record the radius (network pixels) of the filter that snaps mask edges "
-            "to the frame's (0 = off).",
-        ),
-    ] = None,
 ) -> None:
     """Convert a checkpoint (e.g. the authors' A-GAME release) into vos's own format."""
     from vos_cli.model.weights_info import convert_weights
@@ -586,7 +578,6 @@ def weights_convert(
         half=half,
         inference_size=inference_size,
         small_object_size=small_object_size,
-        edge_radius=edge_radius,
     )
     out_console.print(f"wrote {target}")
 

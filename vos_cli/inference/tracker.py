@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vos_cli.errors import VosError
-from vos_cli.inference.edges import EDGE_EPS, guided_upsample, luma
 from vos_cli.inference.runtime import (
     autocast,
     compile_backbone,
@@ -302,27 +301,17 @@ class Tracker:
         self.object_ids = self.object_ids + new_ids
         if self.states is None:
             return np.zeros((height, width), dtype=np.uint8)
-        return self._to_label_map(probs, work, frame, image[:1])
+        return self._to_label_map(probs, work, (height, width))
 
     def _to_label_map(
-        self, probs: Tensor, work: tuple[int, int], frame: np.ndarray, image: Tensor
+        self, probs: Tensor, work: tuple[int, int], out_size: tuple[int, int]
     ) -> np.ndarray:
-        """The written label map: ``probs`` (padded working size) cropped, brought to the frame's
-        size (bilinear, or snapped to its edges when the model's ``edge_radius`` is set) and
-        argmaxed. ``image`` is the network's (1, 3, Hp, Wp) input, the edge guide."""
         top, left = (
             pad_offsets(probs.shape[-2] - work[0])[0],
             pad_offsets(probs.shape[-1] - work[1])[0],
         )
         probs = probs[:, top : top + work[0], left : left + work[1]].float()
-        out_size = frame.shape[:2]
-        radius = self.model.config.edge_radius
-        if radius:
-            guide_low = luma(image[0, :, top : top + work[0], left : left + work[1]].float())
-            pixels = frame if frame.flags.writeable else frame.copy()
-            full = torch.from_numpy(pixels).to(self.device).permute(2, 0, 1).float().div_(255.0)
-            probs = guided_upsample(probs, guide_low, luma(full), radius, EDGE_EPS)
-        elif work != out_size:
+        if work != out_size:
             probs = F.interpolate(probs[None], size=out_size, mode="bilinear", align_corners=False)[
                 0
             ]

@@ -74,9 +74,6 @@ class ModelConfig:
     # Short side for videos whose smallest object in the first mask covers fewer than 12
     # stride-16 cells at inference_size (vos_cli/inference/sizing.py); 0 = no switch.
     small_object_size: int = 0
-    # Radius, in pixels of the network's input, of the guided filter that snaps the written
-    # masks' edges to the frame's (vos_cli/inference/edges.py); 0 = bilinear upsampling only.
-    edge_radius: int = 0
 
     def __post_init__(self) -> None:
         if self.backbone not in ("lite0", "lite1", "lite2", "resnet101"):
@@ -93,10 +90,6 @@ class ModelConfig:
             raise VosError("appearance_init must be 'kaiming' or 'pytorch'")
         if self.test_recurrence not in ("aggregated_fine", "coarse"):
             raise VosError("test_recurrence must be 'aggregated_fine' or 'coarse'")
-        if self.edge_radius < 0:
-            raise VosError(
-                f"edge_radius must be 0 (off) or a radius in pixels, got {self.edge_radius}"
-            )
 
     @classmethod
     def paper_r101(cls, **overrides: Any) -> ModelConfig:

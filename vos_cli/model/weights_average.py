@@ -36,14 +36,7 @@ def _comparable_config(config: dict[str, Any]) -> dict[str, Any]:
     return {
         k: v
         for k, v in drop_legacy_keys(config).items()
-        if k
-        not in (
-            "inference_size",
-            "small_object_size",
-            "edge_radius",
-            "update_rate",
-            "test_recurrence",
-        )
+        if k not in ("inference_size", "small_object_size", "update_rate", "test_recurrence")
     }
 
 

@@ -41,12 +41,6 @@ def describe_weights(path: Path) -> list[str]:
             if config.small_object_size
             else ""
         ),
-        "mask edges: "
-        + (
-            f"snapped to the frame's (guided filter, radius {config.edge_radius})"
-            if config.edge_radius
-            else "bilinear"
-        ),
     ]
     for key, value in sorted(weights.get("meta", {}).items()):
         lines.append(f"{key}: {value}")
@@ -60,23 +54,16 @@ def convert_weights(
     half: bool = False,
     inference_size: int | None = None,
     small_object_size: int | None = None,
-    edge_radius: int | None = None,
 ) -> None:
     """Write any supported file as a vos weights file, checking it loads into our network.
 
     ``inference_size`` records the short side the network should run at by default, and
-    ``small_object_size`` the one for videos with a small object (:mod:`vos_cli.inference.sizing`),
-    ``edge_radius`` the guided filter that snaps mask edges to the frame's
-    (:mod:`vos_cli.inference.edges`); all three are test-time settings, the tensors unchanged.
+    ``small_object_size`` the one for videos with a small object (:mod:`vos_cli.inference.sizing`).
     ``half`` stores floating-point tensors as float16 (half the size; loading casts them back to
     the network's float32), which is how the shipped default model stays small enough for git.
     """
     weights, _ = normalise_weights(read_weights_file(source), Path(source))
-    sizes = {
-        "inference_size": inference_size,
-        "small_object_size": small_object_size,
-        "edge_radius": edge_radius,
-    }
+    sizes = {"inference_size": inference_size, "small_object_size": small_object_size}
     sizes = {k: v for k, v in sizes.items() if v is not None}
     if sizes:
         weights = dict(weights)

@@ -89,11 +89,6 @@ class OptimConfig:
     iou_loss_on_coarse: bool = False
     """Also add the soft-Jaccard term to the coarse loss: the coarse mask is what the network
     feeds back to the next frame."""
-    bootstrap_fraction: float = 1.0
-    """Bootstrapped cross-entropy: the fine and coarse cross-entropy average only the hardest
-    this share of each frame's pixels (STCN and XMem train with 0.15); 1 averages all."""
-    bootstrap_ramp_steps: int = 0
-    """The share falls linearly from 1 to ``bootstrap_fraction`` over this many steps."""
 
 
 @dataclass
@@ -183,8 +178,6 @@ def parse_config(data: dict[str, Any]) -> ExperimentConfig:
             )
         if not 0.0 <= source.twin_prob <= 1.0:
             raise VosError(f"config key 'data.sources[{i}].twin_prob' must be in [0, 1]")
-    if not 0.0 < config.optim.bootstrap_fraction <= 1.0:
-        raise VosError("config key 'optim.bootstrap_fraction' must be in (0, 1]")
     if config.data.mode not in ("single", "multi"):
         raise VosError("config key 'data.mode' must be 'single' or 'multi'")
     if config.data.num_frames < 2:

@@ -48,7 +48,7 @@ from vos_cli.train.checkpoint import (
     set_rng_state,
 )
 from vos_cli.train.config import ExperimentConfig
-from vos_cli.train.unroll import SnippetUnroller, bootstrap_fraction
+from vos_cli.train.unroll import SnippetUnroller
 
 LogFn = Callable[[str], None]
 
@@ -374,11 +374,6 @@ class Trainer:
         labels = batch["labels"].to(self.device, non_blocking=True)
         num_objects = batch["num_objects"]
         self.optimizer.zero_grad(set_to_none=True)
-        optim = self.config.optim
-        unroller = getattr(self.unroller, "module", self.unroller)  # inside DDP or not
-        unroller.ce_fraction = bootstrap_fraction(
-            self.step, optim.bootstrap_fraction, optim.bootstrap_ramp_steps
-        )
         with autocast(self.device, self.dtype):
             out = self.unroller(images, labels, num_objects)
         loss = out.loss

@@ -7,7 +7,6 @@ Wrapped in one ``nn.Module`` so DistributedDataParallel can see the whole step a
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -66,16 +65,6 @@ def soft_jaccard_loss(log_probs: list[Tensor], target: Tensor) -> Tensor:
     return torch.stack(losses).mean()
 
 
-def bootstrap_fraction(step: int, final: float, ramp_steps: int) -> float:
-    """The share of pixels the cross-entropy keeps at ``step``: 1 at step 0, falling linearly to
-    ``final`` over ``ramp_steps`` (at once when 0), then ``final``."""
-    if final >= 1.0:
-        return 1.0
-    if ramp_steps <= 0:
-        return final
-    return 1.0 - (1.0 - final) * min(1.0, step / ramp_steps)
-
-
 class SnippetUnroller(nn.Module):
     """Loss of the network on a batch of snippets (B, T, 3, H, W) with labels (B, T, H, W)."""
 
@@ -91,9 +80,6 @@ class SnippetUnroller(nn.Module):
         self.coarse_loss_weight = coarse_loss_weight
         self.iou_loss_weight = iou_loss_weight
         self.iou_loss_on_coarse = iou_loss_on_coarse
-        self.ce_fraction = 1.0
-        """The cross-entropy averages the hardest this share of each frame's pixels (the
-        training loop sets it every step, :func:`bootstrap_fraction`)."""
 
     def forward(self, images: Tensor, labels: Tensor, num_objects: Tensor) -> UnrollOutput:
         return self.unroll(self.model.encode_frame(images.flatten(0, 1)), labels, num_objects)
@@ -127,14 +113,14 @@ class SnippetUnroller(nn.Module):
                 pred.coarse_logits, size=target.shape[-2:], mode="bilinear", align_corners=False
             )
             coarse_log = self._class_log_probs(coarse_up, owner, counts)
-            coarse_loss_t = self._nll(coarse_log, target, self.ce_fraction)
+            coarse_loss_t = self._nll(coarse_log, target)
             if self.iou_loss_weight and self.iou_loss_on_coarse:
                 coarse_loss_t = coarse_loss_t + self.iou_loss_weight * soft_jaccard_loss(
                     coarse_log, target
                 )
             coarse_losses.append(coarse_loss_t)
             fine_log = self._class_log_probs(pred.fine_logits, owner, counts)
-            fine_loss_t = self._nll(fine_log, target, self.ce_fraction)
+            fine_loss_t = self._nll(fine_log, target)
             if self.iou_loss_weight:
                 fine_loss_t = fine_loss_t + self.iou_loss_weight * soft_jaccard_loss(
                     fine_log, target
@@ -167,10 +153,7 @@ class SnippetUnroller(nn.Module):
         return out
 
     @staticmethod
-    def _nll(log_probs: list[Tensor], target: Tensor, fraction: float = 1.0) -> Tensor:
-        """Mean cross-entropy per snippet over its scored pixels, or with ``fraction`` < 1 over
-        the hardest ``ceil(fraction * n)`` of them (bootstrapped cross-entropy): once most pixels
-        are easy, the loss is spent on the boundary and the leak, where F and J are lost."""
+    def _nll(log_probs: list[Tensor], target: Tensor) -> Tensor:
         losses = []
         for b, lp in enumerate(log_probs):
             tgt = target[b].long()
@@ -179,13 +162,7 @@ class SnippetUnroller(nn.Module):
             if not bool((tgt != IGNORE).any()):
                 losses.append(lp.sum() * 0.0)  # nothing to score; keeps the graph connected
                 continue
-            if fraction >= 1.0:
-                losses.append(F.nll_loss(lp[None], tgt[None], ignore_index=IGNORE))
-                continue
-            per_pixel = F.nll_loss(lp[None], tgt[None], ignore_index=IGNORE, reduction="none")
-            scored = per_pixel[tgt[None] != IGNORE]
-            keep = max(1, math.ceil(fraction * scored.numel()))
-            losses.append(scored.topk(keep, sorted=False).values.mean())
+            losses.append(F.nll_loss(lp[None], tgt[None], ignore_index=IGNORE))
         return torch.stack(losses).mean()
 
     @staticmethod
