@@ -365,6 +365,28 @@ def speed(
     _show(sp.speed_table(report), report.to_dict(), json_out)
 
 
+@bench_app.command("train")
+@handles_errors
+def train(
+    config: Annotated[
+        str,
+        typer.Option("--config", help="A training config: a .toml file or a shipped name."),
+    ] = "lite0-cpu",
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set train.threads=2"),
+    ] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Steps to time.")] = 8,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed steps first.")] = 2,
+    json_out: JsonOpt = None,
+) -> None:
+    """Seconds per training step of a config (its own batches, loaded first) and peak memory."""
+    from vos_cli.bench import train_speed as ts
+
+    report = ts.run_train_bench(config, set_ or [], steps=steps, warmup=warmup)
+    _show(ts.train_speed_table(report), report.to_dict(), json_out)
+
+
 @bench_app.command("memory")
 @handles_errors
 def memory(

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Sampler, default_collate
 
 from vos_cli.errors import VosError, WriteError, reworded
 from vos_cli.inference.runtime import (
@@ -368,6 +368,31 @@ class Trainer:
             stopped_early,
             interrupt.signum if interrupted else None,
         )
+
+    def time_steps(self, steps: int, warmup: int) -> list[float]:
+        """Seconds of each of ``steps`` training steps after ``warmup`` untimed ones, as
+        :meth:`run` trains (same setup, same step), on the run's first batches loaded
+        beforehand, so that data loading is not timed. Nothing is written."""
+        self._setup()
+        if not self.include_backbone:
+            fold_frozen_batchnorm(self.model.backbone)
+        self.step = 0
+        self.dataset.set_epoch(0)
+        size = self.config.data.batch_size
+        per_epoch = max(1, self.config.data.samples_per_epoch // size)  # then the same again
+        batches = [
+            default_collate([self.dataset[(b % per_epoch) * size + i] for i in range(size)])
+            for b in range(warmup + steps)
+        ]
+        seconds = []
+        for index, batch in enumerate(batches):
+            tic = time.perf_counter()
+            self._train_step(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            if index >= warmup:
+                seconds.append(time.perf_counter() - tic)
+        return seconds
 
     def _train_step(self, batch: dict[str, Any]) -> dict[str, Any]:
         images = batch["images"].to(self.device, non_blocking=True)
