@@ -21,7 +21,14 @@ import torchvision
 from torch import Tensor, nn
 
 from vos_cli.errors import VosError
-from vos_cli.model.efficientnet_lite import INPUT_MEAN, INPUT_STD, VARIANTS, EfficientNetLite
+from vos_cli.model.efficientnet_lite import (
+    INPUT_MEAN,
+    INPUT_STD,
+    VARIANTS,
+    EfficientNetLite,
+    batch_to_space,
+    space_to_batch,
+)
 
 LITE_VARIANTS = tuple(VARIANTS)
 BACKBONES = (*LITE_VARIANTS, "resnet101")
@@ -205,6 +212,7 @@ class LiteBackbone(Backbone):
         self.s8_block = sum(row[4] for row in table[:3]) - 1
         self.channels = (table[-1][3], table[2][3], table[1][3])
         self.stages = ("stem",) + tuple(f"blocks.{i}" for i in range(len(self.body._blocks)))
+        self.split_phases = True
         self._freeze(train_from)
 
     def _stage_modules(self, stage: str) -> list[nn.Module]:
@@ -215,7 +223,16 @@ class LiteBackbone(Backbone):
     def _features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = self.body.stem(x)
         s4 = s8 = x
-        for i, block in enumerate(self.body._blocks):
+        blocks = self.body._blocks
+        for i, block in enumerate(blocks):
+            if i == self.body.dilated_from and self.split_phases:
+                # The dilated tail runs undilated on the phases of its dilation: the same
+                # function, several times faster to train on the CPU (space_to_batch).
+                x, split = space_to_batch(x, block.dilation)
+                for later in blocks[i:]:
+                    x = later(x, split)
+                x = batch_to_space(x, split)
+                break
             x = block(x)
             if i == self.s4_block:
                 s4 = x

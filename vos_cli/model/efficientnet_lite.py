@@ -27,6 +27,7 @@ dilation 2, so the deepest features are at stride 16 with unchanged weights.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -146,6 +147,19 @@ class Conv2dSame(nn.Conv2d):
                 return self._conv_forward(x.float(), self.weight.float(), None)
         return super().forward(x)
 
+    def forward_phases(self, x: Tensor) -> Tensor:
+        """This stride-1 convolution on input split by :func:`space_to_batch` into phases of its
+        own dilation: there each phase's neighbours are adjacent, so the kernel runs undilated
+        with the same weights and the same zero padding (see :func:`space_to_batch`)."""
+        if self.stride != (1, 1):
+            raise ValueError("only a stride-1 convolution runs on phase-split input")
+        (kh, kw) = self.kernel_size
+        weight, padding = self.weight, (kh // 2, kw // 2)
+        if self._slow_in_bf16_backward(x):
+            with torch.autocast("cpu", enabled=False):
+                return F.conv2d(x.float(), weight.float(), None, 1, padding, 1, self.groups)
+        return F.conv2d(x, weight, None, 1, padding, 1, self.groups)
+
     def _slow_in_bf16_backward(self, x: Tensor) -> bool:
         """True for a depthwise convolution that autograd will differentiate under CPU bf16
         autocast: its bf16 backward is several times slower than fp32's (torch 2.14, oneDNN;
@@ -159,6 +173,68 @@ class Conv2dSame(nn.Conv2d):
             and torch.is_autocast_enabled("cpu")
             and torch.get_autocast_dtype("cpu") == torch.bfloat16
         )
+
+
+@dataclass(frozen=True)
+class PhaseSplit:
+    """How :func:`space_to_batch` split a map: the factor, the map's own size, and ``real``, a
+    (factor² x B, 1, h, w) mask of the cells that came from the map (None when all did)."""
+
+    factor: int
+    height: int
+    width: int
+    real: Tensor | None
+
+
+def space_to_batch(x: Tensor, factor: int) -> tuple[Tensor, PhaseSplit]:
+    """Split (B, C, H, W) into its factor² phases, (factor² x B, C, ceil(H/f), ceil(W/f)).
+
+    A convolution dilated by ``factor`` with "same" padding equals the undilated one run on each
+    phase with the same padding, since a cell's dilated neighbours are its phase's adjacent
+    cells, and the map's border is the phase's border. CPU backends run undilated depthwise
+    convolutions several times faster, above all their backward pass (Lite0's 1152-channel
+    5x5 one: 1.0 s against 0.3 s forward and backward on a 32-frame batch, fp32). An odd size
+    is padded with filler cells, which ``real`` marks so that they can be kept at zero.
+    """
+    b, c, h, w = x.shape
+    f = factor
+    ph, pw = -(-h // f) * f, -(-w // f) * f
+    real = None
+    if (ph, pw) != (h, w):
+        x = F.pad(x, (0, pw - w, 0, ph - h))
+        mask = x.new_zeros((b, 1, ph, pw))
+        mask[:, :, :h, :w] = 1
+        real = _split(mask, f)
+    return _split(x, f), PhaseSplit(f, h, w, real)
+
+
+def _split(x: Tensor, f: int) -> Tensor:
+    b, c, h, w = x.shape
+    y = x.reshape(b, c, h // f, f, w // f, f).permute(3, 5, 0, 1, 2, 4)
+    return y.reshape(f * f * b, c, h // f, w // f).contiguous(memory_format=torch.channels_last)
+
+
+def _zero_filler(x: Tensor, real: Tensor) -> Tensor:
+    """``x * real`` (real: (N, 1, H, W) of 0/1); on a channels_last ``x`` as one factor per
+    row of its (N x H x W, C) view, half the time of the broadcast over channels on the CPU."""
+    if not (
+        x.is_contiguous(memory_format=torch.channels_last)
+        and real.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return x * real
+    n, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(-1, c) * real.permute(0, 2, 3, 1).reshape(-1, 1)
+    return rows.reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def batch_to_space(y: Tensor, split: PhaseSplit) -> Tensor:
+    """The inverse of :func:`space_to_batch`: the phases woven back into one map."""
+    f = split.factor
+    n, c, h, w = y.shape
+    b = n // (f * f)
+    x = y.reshape(f, f, b, c, h, w).permute(2, 3, 4, 0, 5, 1).reshape(b, c, h * f, w * f)
+    x = x[:, :, : split.height, : split.width]
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 class MBConvBlock(nn.Module):
@@ -191,12 +267,21 @@ class MBConvBlock(nn.Module):
         self._bn2 = _batch_norm(out_channels)
         self.act = nn.ReLU6(inplace=True)
         self.residual = stride == 1 and in_channels == out_channels
+        self.dilation = dilation
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, phases: PhaseSplit | None = None) -> Tensor:
+        """``phases``: ``x`` is split by :func:`space_to_batch` into the phases of this block's
+        dilation, and the depthwise convolution runs undilated on them."""
         h = x
         if self.has_expansion:
             h = self.act(self._bn0(self._expand_conv(h)))
-        h = self.act(self._bn1(self._depthwise_conv(h)))
+        if phases is None:
+            h = self._depthwise_conv(h)
+        else:
+            if phases.real is not None:  # filler cells must read as the zero padding they are
+                h = _zero_filler(h, phases.real)
+            h = self._depthwise_conv.forward_phases(h)
+        h = self.act(self._bn1(h))
         h = self._bn2(self._project_conv(h))
         if self.residual:
             # No drop-connect: it is a training-time regulariser of the original recipe.
@@ -256,6 +341,8 @@ class EfficientNetLite(nn.Module):
                 )
                 in_channels = out_channels
         self._blocks = nn.ModuleList(blocks)
+        # The dilated tail (output_stride 16): every block from here on is stride 1, dilation 2.
+        self.dilated_from = next((i for i, b in enumerate(blocks) if b.dilation > 1), None)
         self.out_channels = in_channels  # 320 (Lite0, Lite1) or 352 (Lite2)
 
         if include_top:
