@@ -225,9 +225,10 @@ class LiteBackbone(Backbone):
         s4 = s8 = x
         blocks = self.body._blocks
         for i, block in enumerate(blocks):
-            if i == self.body.dilated_from and self.split_phases:
+            if i == self.body.dilated_from and self.split_phases and _recorded(x, block):
                 # The dilated tail runs undilated on the phases of its dilation: the same
-                # function, several times faster to train on the CPU (space_to_batch).
+                # function, faster to train on the CPU (space_to_batch); inference, where no
+                # gain was measured, keeps the dilated convolutions.
                 x, split = space_to_batch(x, block.dilation)
                 for later in blocks[i:]:
                     x = later(x, split)
@@ -250,6 +251,13 @@ class LiteBackbone(Backbone):
         head = ("_conv_head.", "_bn1.", "_fc.")
         state = {k: v for k, v in state.items() if not k.startswith(head)}
         _load_checked(self.body, state, path, what)
+
+
+def _recorded(x: Tensor, module: nn.Module) -> bool:
+    """Whether autograd records ``module`` run on ``x`` (training it, or through it)."""
+    return torch.is_grad_enabled() and (
+        x.requires_grad or any(p.requires_grad for p in module.parameters())
+    )
 
 
 def lite_imagenet_weights_path(variant: str) -> Path:
