@@ -167,18 +167,3 @@ def test_lite_backbone_features_identical_with_and_without_the_phase_split(monke
     with torch.no_grad():  # inference keeps the dilated convolutions
         backbone(x)
     assert len(calls) == 1
-
-
-@pytest.mark.parametrize("pads", [(0, 1, 0, 1), (1, 2, 0, 3), (0, 0, 2, 0)])
-def test_border_only_zero_padding_equals_f_pad_with_its_gradient(pads):
-    from vos_cli.model.efficientnet_lite import _zero_pad
-
-    top, bottom, left, right = pads
-    torch.manual_seed(0)
-    x = torch.randn(2, 5, 7, 9).contiguous(memory_format=torch.channels_last).requires_grad_()
-    got = _zero_pad(x, top, bottom, left, right)
-    want = torch.nn.functional.pad(x, (left, right, top, bottom))
-    assert torch.equal(got, want)
-    assert got.is_contiguous(memory_format=torch.channels_last)
-    g = torch.randn_like(want)
-    assert torch.equal(torch.autograd.grad(got, x, g)[0], torch.autograd.grad(want, x, g)[0])
