@@ -29,3 +29,5 @@ def test_cli_prints_the_table_and_rejects_bad_counts():
     assert "--steps must be at least 1" in bad.output and "Traceback" not in bad.output
     missing = runner.invoke(app, ["bench", "train", "--config", "no-such-config"])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+    other = runner.invoke(app, ["bench", "train", "--config", "maskmaker-lite0"])
+    assert other.exit_code == 2 and "mask-maker config" in other.output

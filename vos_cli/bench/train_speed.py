@@ -16,7 +16,7 @@ from rich.table import Table
 
 from vos_cli.bench.rss import RssSampler
 from vos_cli.errors import VosError
-from vos_cli.train.config import load_config
+from vos_cli.train.config import load_config, load_config_dict
 from vos_cli.train.loop import Trainer
 
 DEFAULT_STEPS = 8
@@ -50,6 +50,8 @@ def run_train_bench(
     ``overrides``) after ``warmup`` untimed ones; data is read in this process."""
     if steps < 1 or warmup < 0:
         raise VosError("--steps must be at least 1 and --warmup at least 0")
+    if load_config_dict(config).get("kind") == "mask-maker":
+        raise VosError(f"{config} is a mask-maker config: vos bench train times the tracker's")
     cfg = load_config(config, [*overrides, "data.workers=0"])
     trainer = Trainer(cfg, Path("."), progress=False)
     with RssSampler() as rss:
