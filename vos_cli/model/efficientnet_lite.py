@@ -268,6 +268,7 @@ class MBConvBlock(nn.Module):
         self.act = nn.ReLU6(inplace=True)
         self.residual = stride == 1 and in_channels == out_channels
         self.dilation = dilation
+        self.stride = stride
 
     def forward(self, x: Tensor, phases: PhaseSplit | None = None) -> Tensor:
         """``phases``: ``x`` is split by :func:`space_to_batch` into the phases of this block's
@@ -343,6 +344,10 @@ class EfficientNetLite(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         # The dilated tail (output_stride 16): every block from here on is stride 1, dilation 2.
         self.dilated_from = next((i for i, b in enumerate(blocks) if b.dilation > 1), None)
+        if self.dilated_from is not None:
+            tail = blocks[self.dilated_from :]
+            if any(b.dilation != tail[0].dilation or b.stride != 1 for b in tail):
+                raise ValueError("the dilated blocks must share one dilation and stride 1")
         self.out_channels = in_channels  # 320 (Lite0, Lite1) or 352 (Lite2)
 
         if include_top:

@@ -295,11 +295,7 @@ class Trainer:
         if self.resume is not None:
             start_epoch, start_batch = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step} (epoch {start_epoch})")
-        # Frozen backbone BatchNorms folded into their convs: same function, faster. Frozen
-        # tensors are not saved, so checkpoints keep the unfolded layout; a run that saves its
-        # backbone whole does not fold.
-        if not self.include_backbone:
-            fold_frozen_batchnorm(self.model.backbone)
+        self._fold_frozen_backbone()
         total_steps = cfg.optim.epochs * self.steps_per_epoch
         if cfg.train.max_steps:
             total_steps = min(total_steps, cfg.train.max_steps)
@@ -369,13 +365,19 @@ class Trainer:
             interrupt.signum if interrupted else None,
         )
 
+    def _fold_frozen_backbone(self) -> None:
+        """Frozen backbone BatchNorms folded into their convs: same function, faster. Frozen
+        tensors are not saved, so checkpoints keep the unfolded layout (fold after a restore);
+        a run that saves its backbone whole does not fold."""
+        if not self.include_backbone:
+            fold_frozen_batchnorm(self.model.backbone)
+
     def time_steps(self, steps: int, warmup: int) -> list[float]:
         """Seconds of each of ``steps`` training steps after ``warmup`` untimed ones, as
         :meth:`run` trains (same setup, same step), on the run's first batches loaded
         beforehand, so that data loading is not timed. Nothing is written."""
         self._setup()
-        if not self.include_backbone:
-            fold_frozen_batchnorm(self.model.backbone)
+        self._fold_frozen_backbone()
         self.step = 0
         self.dataset.set_epoch(0)
         size = self.config.data.batch_size
