@@ -380,10 +380,17 @@ class Trainer:
         self._fold_frozen_backbone()
         self.step = 0
         self.dataset.set_epoch(0)
-        size = self.config.data.batch_size
-        per_epoch = max(1, self.config.data.samples_per_epoch // size)  # then the same again
-        batches = [
-            default_collate([self.dataset[(b % per_epoch) * size + i] for i in range(size)])
+        epoch = list(
+            EpochBatches(
+                self.config.data.samples_per_epoch,
+                self.config.data.batch_size,
+                self.rank,
+                self.world,
+                0,
+            )
+        )
+        batches = [  # the epoch's batches as run() draws them, then the same again
+            default_collate([self.dataset[i] for i in epoch[b % len(epoch)]])
             for b in range(warmup + steps)
         ]
         seconds = []
