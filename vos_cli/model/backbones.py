@@ -76,11 +76,13 @@ class Backbone(nn.Module):
         h, w = images.shape[-2:]
         if h % 16 or w % 16:
             raise ValueError(f"image height and width must be multiples of 16, got {h}x{w}")
+        return self._features(self.normalize(images))
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """RGB in [0, 1] -> the input the ImageNet weights expect, channels_last (~1.5x faster
+        for these convolutions on CPU, fp32 and bf16; a no-op when it already is)."""
         x = (images - self.input_mean) / self.input_std
-        # channels_last: ~1.5x faster for these convolutions on CPU (fp32 and bf16); a no-op
-        # when the input already is channels_last.
-        x = x.contiguous(memory_format=torch.channels_last)
-        return self._features(x)
+        return x.contiguous(memory_format=torch.channels_last)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of the stages from ``train_from`` on (empty when fully frozen)."""

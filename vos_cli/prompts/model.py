@@ -192,9 +192,9 @@ class MaskMakerNet(nn.Module):
     def features(self, crops: Tensor) -> CropFeatures:
         """crops: (B, 3, S, S) RGB in [0, 1] -> the backbone's features (no prompt involved)."""
         b = self.backbone
-        x = (crops - b.input_mean) / b.input_std
-        x = x.contiguous(memory_format=torch.channels_last)
-        s2, s4, s8, s16 = b.run_blocks(b.body.stem(x), (self.S2_BLOCK, b.s4_block, b.s8_block))
+        s2, s4, s8, s16 = b.run_blocks(
+            b.body.stem(b.normalize(crops)), (self.S2_BLOCK, b.s4_block, b.s8_block)
+        )
         return CropFeatures(s16, s8, s4, s2)
 
     def decode(self, feats: CropFeatures, prompt: Tensor, aux: bool = False):
