@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,16 +27,7 @@ def training_progress(total: int, enabled: bool = True) -> Iterator[Advance]:
         yield lambda step, record: None
         return
     if not sys.stderr.isatty():
-
-        def plain(step: int, record: dict[str, Any]) -> None:
-            if record and step % 50 == 0:
-                print(
-                    f"step {step}/{total} loss {record['loss']:.4f} iou {record['iou']:.3f} "
-                    f"lr {record['lr']:.2e} {record['sec_per_step']:.2f}s/step",
-                    flush=True,
-                )
-
-        yield plain
+        yield _plain_lines(total, print_every=50)
         return
     columns = (
         TextColumn("[bold]train"),
@@ -61,3 +53,37 @@ def training_progress(total: int, enabled: bool = True) -> Iterator[Advance]:
             progress.update(task, completed=step, **fields)
 
         yield advance
+
+
+def _plain_lines(
+    total: int, print_every: int, clock: Callable[[], float] = time.monotonic
+) -> Advance:
+    """A line every ``print_every`` steps, for logs (``nohup``): the figures and the time left,
+    from this process's mean step time (a resumed run counts from where it resumed)."""
+    start: list[float] = []  # (clock, step) when this process started training
+
+    def plain(step: int, record: dict[str, Any]) -> None:
+        if not start:  # the first call: the step the run starts (or resumes) at
+            start.extend((clock(), step))
+        if not record or step % print_every:
+            return
+        done = step - start[1]
+        per_step = (clock() - start[0]) / done if done > 0 else record["sec_per_step"]
+        print(
+            f"step {step}/{total} loss {record['loss']:.4f} iou {record['iou']:.3f} "
+            f"lr {record['lr']:.2e} {record['sec_per_step']:.2f}s/step "
+            f"eta {format_duration(per_step * max(total - step, 0))}",
+            flush=True,
+        )
+
+    return plain
+
+
+def format_duration(seconds: float) -> str:
+    """``"2h 05m"``, ``"7m 30s"`` or ``"42s"``: a time left, to the precision that matters."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s}s"
