@@ -265,6 +265,7 @@ def test_train_command_checkpoints_resumes_and_writes_the_mask_maker(tmp_path, m
     )
     assert more.exit_code == 0, more.output
     assert "resumed from" in more.output and "at step 3" in more.output
+    assert "the config differs from the run's so far: optim.steps: 3 -> 5" in more.output
     assert "training finished: 5 steps" in more.output
     bad = runner.invoke(app, ["train", "--config", str(config), "--set", "model.nope=1"])
     assert bad.exit_code == 2 and "unknown config key 'model.nope'" in bad.output

@@ -84,13 +84,15 @@ def test_resume_gives_identical_weights(tmp_path):
     Trainer(
         load_config("smoke", ["train.max_steps=3"]), split, progress=False, log=lambda m: None
     ).run()
+    lines: list[str] = []
     Trainer(
         load_config("smoke", ["train.max_steps=6"]),
         split,
         progress=False,
-        log=lambda m: None,
+        log=lines.append,
         resume=split / "checkpoints" / "last.pt",
     ).run()
+    assert "the config differs from the run's so far: train.max_steps: 3 -> 6" in lines
     a, b = _weights(straight / "checkpoints/last.pt"), _weights(split / "checkpoints/last.pt")
     assert a.keys() == b.keys()
     for key in a:

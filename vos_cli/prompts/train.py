@@ -326,7 +326,8 @@ class MaskMakerTrainer:
 
         atomic_save(self._state(), self.out_dir / "checkpoints" / name, what="checkpoint")
 
-    def _restore(self, path: Path) -> None:
+    def _restore(self, path: Path) -> dict[str, Any] | None:
+        """Loads the run's state; returns the config it recorded."""
         from vos_cli.train.checkpoint import load_training_checkpoint
 
         data = load_training_checkpoint(path, TRAIN_FORMAT, "mask maker training checkpoint")
@@ -335,6 +336,7 @@ class MaskMakerTrainer:
         self.scheduler.load_state_dict(data["scheduler"])
         self.step = int(data["step"])
         self.best = data.get("best")
+        return data.get("config")
 
     def _log(self, record: dict[str, Any]) -> None:
         path = self.out_dir / "log.jsonl"
@@ -398,6 +400,7 @@ class MaskMakerTrainer:
 
     def run(self) -> PromptTrainResult:
         from vos_cli.signals import ignore_stop_signals
+        from vos_cli.train.checkpoint import config_changes
         from vos_cli.train.loop import _Interrupt
 
         self._setup()
@@ -406,8 +409,11 @@ class MaskMakerTrainer:
         self.step = 0
         self.best: float | None = None
         if self.resume is not None:
-            self._restore(self.resume)
+            run_config = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step}")
+            changes = config_changes(run_config, asdict(self.config)) if run_config else []
+            if changes:
+                self.log("the config differs from the run's so far: " + "; ".join(changes))
         loader = DataLoader(
             self.samples,
             batch_sampler=_StepBatches(self.step, cfg.optim.steps, cfg.data.batch_size),

@@ -57,3 +57,29 @@ def load_training_checkpoint(
     if not isinstance(data, dict) or data.get("format") != expected_format:
         raise VosError(f"{path} is not a {kind}")
     return data
+
+
+def config_changes(before: Any, after: Any, key: str = "") -> list[str]:
+    """``"key: old -> new"`` for each entry of two configs (``asdict`` form) that differs, in the
+    configs' order: a resumed run reads its config again, and a change (meant, like more epochs,
+    or not) makes it differ from one uninterrupted run, so the user is told which."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes = []
+        for name in [*before, *(k for k in after if k not in before)]:
+            sub = f"{key}.{name}" if key else str(name)
+            if name not in after:
+                changes.append(f"{sub}: {before[name]!r} -> (absent)")
+            elif name not in before:
+                changes.append(f"{sub}: (absent) -> {after[name]!r}")
+            else:
+                changes.extend(config_changes(before[name], after[name], sub))
+        return changes
+    if isinstance(before, list | tuple) and isinstance(after, list | tuple):
+        if len(before) == len(after) and all(isinstance(x, dict) for x in [*before, *after]):
+            return [
+                change
+                for i, (old, new) in enumerate(zip(before, after, strict=True))
+                for change in config_changes(old, new, f"{key}[{i}]")
+            ]
+        before, after = list(before), list(after)
+    return [] if before == after else [f"{key}: {before!r} -> {after!r}"]

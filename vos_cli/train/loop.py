@@ -42,6 +42,7 @@ from vos_cli.model.factory import (
 from vos_cli.model.fold import fold_frozen_batchnorm
 from vos_cli.signals import STOP_SIGNALS, Interrupted, ignore_stop_signals
 from vos_cli.train.checkpoint import (
+    config_changes,
     load_training_checkpoint,
     rng_state,
     save_training_checkpoint,
@@ -142,6 +143,7 @@ class Trainer:
             from vos_cli.train.validate import validate
         self.build_dataset = build_dataset
         self.validate = validate
+        self._run_config: dict[str, Any] | None = None  # a resumed run's config so far
 
     @property
     def is_main(self) -> bool:
@@ -263,7 +265,16 @@ class Trainer:
         self.step = int(data["step"])
         self.best_metric = data.get("best_metric")
         self.bad_epochs = int(data.get("bad_epochs", 0))
+        self._run_config = data.get("config")
         return int(data["epoch"]), int(data["batch_in_epoch"])
+
+    def _log_config_changes(self) -> None:
+        """Name what a resumed run's config changes (see :func:`config_changes`)."""
+        if self._run_config is None:  # a checkpoint that does not record its config
+            return
+        changes = config_changes(self._run_config, asdict(self.config))
+        if changes:
+            self.log("the config differs from the run's so far: " + "; ".join(changes))
 
     def _write_log(self, record: dict[str, Any]) -> None:
         """Append one line; on a failed write the log is cut back to its last whole line."""
@@ -295,6 +306,7 @@ class Trainer:
         if self.resume is not None:
             start_epoch, start_batch = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step} (epoch {start_epoch})")
+            self._log_config_changes()
         self._fold_frozen_backbone()
         total_steps = cfg.optim.epochs * self.steps_per_epoch
         if cfg.train.max_steps:
