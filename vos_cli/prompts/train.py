@@ -400,7 +400,7 @@ class MaskMakerTrainer:
 
     def run(self) -> PromptTrainResult:
         from vos_cli.signals import ignore_stop_signals
-        from vos_cli.train.checkpoint import config_changes
+        from vos_cli.train.checkpoint import resumed_config_note
         from vos_cli.train.loop import _Interrupt
 
         self._setup()
@@ -411,9 +411,8 @@ class MaskMakerTrainer:
         if self.resume is not None:
             run_config = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step}")
-            changes = config_changes(run_config, asdict(self.config)) if run_config else []
-            if changes:
-                self.log("the config differs from the run's so far: " + "; ".join(changes))
+            if note := resumed_config_note(run_config, self.config):
+                self.log(note)
         loader = DataLoader(
             self.samples,
             batch_sampler=_StepBatches(self.step, cfg.optim.steps, cfg.data.batch_size),

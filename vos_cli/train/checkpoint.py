@@ -7,6 +7,7 @@ ordinary vos weights dict, so ``vos segment --weights run/checkpoints/last.pt`` 
 from __future__ import annotations
 
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +84,10 @@ def config_changes(before: Any, after: Any, key: str = "") -> list[str]:
             ]
         before, after = list(before), list(after)
     return [] if before == after else [f"{key}: {before!r} -> {after!r}"]
+
+
+def resumed_config_note(run_config: dict[str, Any] | None, config: Any) -> str | None:
+    """The line a resumed run logs when its config (a dataclass) differs from the one its
+    checkpoint recorded; None when they agree or the checkpoint recorded none."""
+    changes = config_changes(run_config, asdict(config)) if run_config is not None else []
+    return "the config differs from the run's so far: " + "; ".join(changes) if changes else None

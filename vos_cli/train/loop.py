@@ -42,8 +42,8 @@ from vos_cli.model.factory import (
 from vos_cli.model.fold import fold_frozen_batchnorm
 from vos_cli.signals import STOP_SIGNALS, Interrupted, ignore_stop_signals
 from vos_cli.train.checkpoint import (
-    config_changes,
     load_training_checkpoint,
+    resumed_config_note,
     rng_state,
     save_training_checkpoint,
     set_rng_state,
@@ -268,14 +268,6 @@ class Trainer:
         self._run_config = data.get("config")
         return int(data["epoch"]), int(data["batch_in_epoch"])
 
-    def _log_config_changes(self) -> None:
-        """Name what a resumed run's config changes (see :func:`config_changes`)."""
-        if self._run_config is None:  # a checkpoint that does not record its config
-            return
-        changes = config_changes(self._run_config, asdict(self.config))
-        if changes:
-            self.log("the config differs from the run's so far: " + "; ".join(changes))
-
     def _write_log(self, record: dict[str, Any]) -> None:
         """Append one line; on a failed write the log is cut back to its last whole line."""
         if not self.is_main:
@@ -306,7 +298,8 @@ class Trainer:
         if self.resume is not None:
             start_epoch, start_batch = self._restore(self.resume)
             self.log(f"resumed from {self.resume} at step {self.step} (epoch {start_epoch})")
-            self._log_config_changes()
+            if note := resumed_config_note(self._run_config, self.config):
+                self.log(note)
         self._fold_frozen_backbone()
         total_steps = cfg.optim.epochs * self.steps_per_epoch
         if cfg.train.max_steps:
